@@ -51,12 +51,14 @@ class SplitConfig(_Strict):
 
     ``given`` uses the source's official split (falling back to ``stratified`` for a split
     the source lacks, e.g. no ``val``); the others split patients with ``fractions``
-    (train, val, test) under ``seed``.
+    (train, val, test) under ``seed``. ``group`` keeps every value of the record ``meta`` key
+    ``group_by`` (e.g. a hospital) on one side; the others group by ``patient_id``.
     """
 
     method: SplitMethod = "given"
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     seed: int = 0
+    group_by: str | None = None
 
     @field_validator("fractions")
     @classmethod
