@@ -1,0 +1,49 @@
+"""The ``medlearn`` command line: one module per verb, errors as one line plus a hint."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return (and, as a console script, exit with) the exit code.
+
+    Exit codes: 0 success; 1 a batch job finished with some bad items; 2 an error (one line
+    plus a hint on stderr; ``-v`` adds the traceback).
+    """
+    import click
+
+    from medlearn.cli._app import app, console_err
+    from medlearn.errors import MedlearnError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = any(a in ("-v", "--verbose") for a in args)
+    args = [a for a in args if a not in ("-v", "--verbose")]
+    try:
+        result = app(args=args, prog_name="medlearn", standalone_mode=False)
+        return int(result or 0)
+    except MedlearnError as exc:
+        if verbose:
+            console_err.print_exception()
+        console_err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        if exc.hint:
+            console_err.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
+        return 2
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        console_err.print("aborted")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except KeyboardInterrupt:
+        console_err.print("interrupted; resume training with --resume --out RUN_DIR")
+        return 130
+
+
+def _entry() -> None:  # console-script entry point
+    sys.exit(main())

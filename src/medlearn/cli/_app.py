@@ -1,0 +1,48 @@
+"""The root Typer app; verb modules attach their commands here."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import typer
+from rich.console import Console
+
+console = Console()
+console_err = Console(stderr=True)
+
+app = typer.Typer(
+    name="medlearn",
+    help=(
+        "medlearn — deep learning for precision medicine.\n\n"
+        "From medical data to a validated, calibrated, explained model: "
+        "`medlearn demo` runs the imaging pipeline end to end. Add -v for tracebacks."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+
+def _quiet_logs() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+
+
+_quiet_logs()
+
+# Verb modules register their commands on import.
+from medlearn.cli import data as _data  # noqa: E402
+from medlearn.cli import (  # noqa: E402,F401
+    demo as _demo,
+    evaluate as _evaluate,
+    models as _models,
+    predict as _predict,
+    report as _report,
+    train as _train,
+)
+
+app.add_typer(_data.app, name="data", help="Datasets: list | info NAME | fetch NAME | check PATH")

@@ -1,0 +1,35 @@
+"""``medlearn predict BUNDLE INPUT... [--explain]`` — one JSON line per input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from medlearn.cli._app import app, console_err
+
+
+@app.command("predict")
+def predict_cmd(
+    bundle: Path = typer.Argument(..., help="A bundle directory, or a run directory holding bundle/."),
+    inputs: list[str] = typer.Argument(..., help="Image files or folders (PNG, JPEG, TIFF, DICOM, NIfTI)."),
+    explain: bool = typer.Option(False, "--explain", help="Write a Grad-CAM overlay PNG per input."),
+    explain_dir: Path = typer.Option(
+        Path("explanations"), "--explain-dir", help="Where --explain writes its PNGs."
+    ),
+) -> int:
+    """Predict every input. Bad inputs get an error line; the exit code is 1 if any was bad."""
+    from medlearn.pipeline import predict
+
+    n_bad = 0
+    n = 0
+    for row in predict(bundle, inputs, explain=explain, explain_dir=explain_dir):
+        n += 1
+        if "error" in row:
+            n_bad += 1
+        typer.echo(json.dumps(row))
+    if n_bad:
+        console_err.print(f"{n_bad} of {n} input(s) could not be predicted (see their error lines).")
+        return 1
+    return 0

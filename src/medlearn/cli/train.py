@@ -1,0 +1,39 @@
+"""``medlearn train RUNFILE.yaml [--set key=value ...] [--out DIR] [--resume]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from medlearn.cli._app import app, console
+from medlearn.cli._summary import print_summary
+from medlearn.registry import DATASETS, MODELS
+
+
+def _help() -> str:
+    return (
+        "Train a model from a run file and write a run directory (config, splits, "
+        "checkpoints, bundle, predictions, metrics.json, report.html).\n\n"
+        f"Models: {', '.join(MODELS.list())}.\n\n"
+        f"Datasets: {', '.join(DATASETS.list())}."
+    )
+
+
+@app.command("train", help=_help())
+def train_cmd(
+    runfile: Path = typer.Argument(..., help="YAML run file, e.g. examples/imaging/pneumoniamnist.yaml"),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a key: --set training.lr=1e-4 (repeatable)."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/NAME/TIME-ID)."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue an interrupted run in --out from its last checkpoint."
+    ),
+) -> None:
+    from medlearn.config import load_config
+    from medlearn.pipeline import train
+
+    cfg = load_config(runfile, overrides=set_)
+    result = train(cfg, out=out, resume=resume, echo=console.print)
+    print_summary(result.metrics, result.run_dir)

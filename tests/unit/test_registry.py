@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import pytest
+
+from medlearn.errors import ConfigError, UnknownComponentError
+from medlearn.registry import MODELS, Registry
+
+
+@pytest.fixture()
+def reg() -> Registry[object]:
+    r: Registry[object] = Registry("widget", list_command="medlearn widgets list", plugins=())
+    r.add("resnet18", object(), domain="imaging")
+    r.add("resnet34", object(), domain="imaging")
+    r.add("gru", object(), domain="clinical")
+    return r
+
+
+def test_get_and_meta(reg: Registry[object]) -> None:
+    assert reg.meta("gru") == {"domain": "clinical"}
+    assert reg.get("resnet18") is reg.entry("resnet18").obj
+
+
+def test_unknown_name_suggests_close_matches(reg: Registry[object]) -> None:
+    with pytest.raises(UnknownComponentError) as info:
+        reg.get("resnet19")
+    text = str(info.value)
+    assert "Unknown widget 'resnet19'" in text
+    assert "resnet18" in text and "medlearn widgets list" in text
+    assert isinstance(info.value, KeyError)
+
+
+def test_unknown_without_close_match_has_no_suggestion(reg: Registry[object]) -> None:
+    with pytest.raises(UnknownComponentError) as info:
+        reg.get("zzzzzz")
+    assert "Did you mean" not in str(info.value)
+
+
+def test_duplicate_registration_raises(reg: Registry[object]) -> None:
+    with pytest.raises(ConfigError, match="already registered"):
+        reg.add("gru", object())
+
+
+@pytest.mark.parametrize("bad", ["", " padded "])
+def test_bad_names_refused(reg: Registry[object], bad: str) -> None:
+    with pytest.raises(ConfigError):
+        reg.add(bad, object())
+
+
+def test_list_with_pattern_and_meta(reg: Registry[object]) -> None:
+    assert reg.list() == ["gru", "resnet18", "resnet34"]
+    assert reg.list("res*") == ["resnet18", "resnet34"]
+    assert reg.list(domain="clinical") == ["gru"]
+    assert "gru" in reg and len(reg) == 3
+
+
+def test_decorator_returns_object_unchanged(reg: Registry[object]) -> None:
+    @reg.register("fn", domain="x")
+    def fn() -> int:
+        return 1
+
+    assert fn() == 1 and reg.get("fn") is fn
+    reg.unregister("fn")
+    assert "fn" not in reg
+
+
+def test_builtin_plugins_populate_models_lazily() -> None:
+    assert "resnet18" in MODELS.list(domain="imaging")
+    assert MODELS.meta("resnet18")["domain"] == "imaging"
