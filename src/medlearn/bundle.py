@@ -53,7 +53,7 @@ def write_manifest(directory: str | Path, fields: Mapping[str, Any]) -> dict[str
     manifest = {
         "format": BUNDLE_FORMAT,
         "medlearn_version": medlearn.__version__,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "python_version": platform.python_version(),
         **dict(fields),
         "files": files,

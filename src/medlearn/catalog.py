@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import numbers
 import os
 import tempfile
 import threading
@@ -67,6 +68,7 @@ DATA_ENV = "MEDLEARN_DATA_DIR"
 CACHE_ENV = "MEDLEARN_CACHE_DIR"
 
 _ALGORITHMS: dict[str, int] = {"sha256": 64, "md5": 32}  # name -> hex digest length
+StatusKind = Literal["verified", "found", "checksum mismatch", "missing"]
 _CHUNK = 1 << 20
 
 
@@ -315,10 +317,19 @@ def _download(spec: DatasetSpec, url: str, target: Path, *, progress: bool) -> N
     """
     from tqdm.auto import tqdm
 
-    target.parent.mkdir(parents=True, exist_ok=True)
     algorithms = [a for a, d in spec.checksums.items() if d]
     hashers = {a: hashlib.new(a) for a in algorithms}
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".part", dir=target.parent
+        )
+    except OSError as exc:
+        raise DataNotFoundError(
+            f"Dataset {spec.name!r} cannot be downloaded: the cache folder {target.parent} "
+            f"is not writable ({type(exc).__name__}).",
+            hint=f"Set {CACHE_ENV} to a writable folder, or {DATA_ENV} to a data directory.",
+        ) from exc
     tmp = Path(tmp_name)
     try:
         try:
@@ -407,9 +418,6 @@ def fetch(name: str, *, progress: bool = True) -> Path:
     return resolve(name, download=True, progress=progress)
 
 
-StatusKind = Literal["verified", "found", "checksum mismatch", "missing"]
-
-
 def info(name: str, *, verify: bool = True) -> dict[str, Any]:
     """All spec fields of ``name`` plus where it is available locally.
 
@@ -479,7 +487,7 @@ def _check_targets(data: LoadedData, spec: DatasetSpec, path: Path) -> None:
             bad += int(len(values) != n)
             continue
         for v in values:
-            if isinstance(v, int) and not 0 <= v < n:
+            if isinstance(v, numbers.Integral) and not isinstance(v, bool) and not 0 <= v < n:
                 bad += 1
     if bad:
         raise DataValidationError(

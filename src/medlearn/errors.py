@@ -23,8 +23,8 @@ can show it on its own line or field.
 from __future__ import annotations
 
 __all__ = [
-    "ChecksumError",
     "CheckpointError",
+    "ChecksumError",
     "ConfigError",
     "DataNotFoundError",
     "DataValidationError",
@@ -32,6 +32,7 @@ __all__ = [
     "MissingDependencyError",
     "NotFittedError",
     "UnknownComponentError",
+    "require",
 ]
 
 

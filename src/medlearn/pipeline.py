@@ -78,15 +78,15 @@ def _versions() -> dict[str, str]:
     versions = {
         "medlearn": medlearn.__version__,
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "lightning": lightning.__version__,
+        "torch": str(torch.__version__),
+        "lightning": str(lightning.__version__),
         "numpy": np.__version__,
         "scikit-learn": sklearn.__version__,
     }
     try:
         import monai
 
-        versions["monai"] = monai.__version__
+        versions["monai"] = str(monai.__version__)
     except ImportError:  # pragma: no cover - imaging extra not installed
         pass
     return versions

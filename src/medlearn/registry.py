@@ -29,13 +29,13 @@ from medlearn.errors import ConfigError, UnknownComponentError
 
 __all__ = [
     "DATASETS",
+    "Entry",
     "LEARNERS",
     "METRICS",
     "MODELS",
     "READERS",
-    "TRANSFORMS",
-    "Entry",
     "Registry",
+    "TRANSFORMS",
 ]
 
 T = TypeVar("T")

@@ -14,8 +14,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     Exit codes: 0 success; 1 a batch job finished with some bad items; 2 an error (one line
     plus a hint on stderr; ``-v`` adds the traceback).
     """
-    import click
-
     from medlearn.cli._app import app, console_err
     from medlearn.errors import MedlearnError
 
@@ -23,8 +21,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = any(a in ("-v", "--verbose") for a in args)
     args = [a for a in args if a not in ("-v", "--verbose")]
     try:
-        result = app(args=args, prog_name="medlearn", standalone_mode=False)
-        return int(result or 0)
+        app(args=args, prog_name="medlearn", standalone_mode=True)
+    except SystemExit as exc:  # typer exits on success, usage errors (2) and typer.Exit
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 2)
     except MedlearnError as exc:
         if verbose:
             console_err.print_exception()
@@ -32,17 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.hint:
             console_err.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
         return 2
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.exceptions.Abort:
-        console_err.print("aborted")
-        return 130
-    except click.ClickException as exc:
-        exc.show()
-        return 2
     except KeyboardInterrupt:
         console_err.print("interrupted; resume training with --resume --out RUN_DIR")
         return 130
+    return 0
 
 
 def _entry() -> None:  # console-script entry point

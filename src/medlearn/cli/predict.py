@@ -18,7 +18,7 @@ def predict_cmd(
     explain_dir: Path = typer.Option(
         Path("explanations"), "--explain-dir", help="Where --explain writes its PNGs."
     ),
-) -> int:
+) -> None:
     """Predict every input. Bad inputs get an error line; the exit code is 1 if any was bad."""
     from medlearn.pipeline import predict
 
@@ -31,5 +31,4 @@ def predict_cmd(
         typer.echo(json.dumps(row))
     if n_bad:
         console_err.print(f"{n_bad} of {n} input(s) could not be predicted (see their error lines).")
-        return 1
-    return 0
+        raise typer.Exit(code=1)

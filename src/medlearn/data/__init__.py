@@ -5,4 +5,11 @@ from __future__ import annotations
 from medlearn.data._records import LoadedData, Record, make_record
 from medlearn.data.splits import SPLITTERS, check_no_leak, make_splits
 
-__all__ = ["SPLITTERS", "LoadedData", "Record", "check_no_leak", "make_record", "make_splits"]
+__all__ = [
+    "LoadedData",
+    "Record",
+    "SPLITTERS",
+    "check_no_leak",
+    "make_record",
+    "make_splits",
+]

@@ -1,1 +1,63 @@
-"""Evaluation: metrics, bootstrap confidence intervals, thresholds, calibration and reports."""
+"""Evaluation: metrics, bootstrap confidence intervals, thresholds, calibration and reports.
+
+One metrics module serves training, evaluation, the CLI and the server, so numbers never
+disagree. Metrics are registered in :data:`medlearn.registry.METRICS`
+(``METRICS.get("auroc")``); :func:`evaluate_predictions` adds bootstrap 95% CIs.
+
+Example::
+
+    from medlearn.evaluation import evaluate_predictions
+    out = evaluate_predictions(y, proba, task="binary", metrics=["auroc", "f1"])
+    out["auroc"]  # {"value": 0.951, "ci95": [0.935, 0.966]}
+"""
+
+from __future__ import annotations
+
+from medlearn.evaluation._bootstrap import (
+    evaluate_predictions,
+    paired_bootstrap_diff,
+    subgroup_metrics,
+)
+from medlearn.evaluation.calibration import TemperatureScaler, reliability_curve, softmax
+from medlearn.evaluation.metrics import (
+    accuracy,
+    auprc,
+    auroc,
+    balanced_accuracy,
+    brier,
+    ece,
+    f1,
+    mae,
+    r2,
+    rmse,
+    sensitivity,
+    specificity,
+)
+from medlearn.evaluation.report import GalleryItem, ReportInputs, build_report, write_report
+from medlearn.evaluation.threshold import choose_threshold
+
+__all__ = [
+    "GalleryItem",
+    "ReportInputs",
+    "TemperatureScaler",
+    "accuracy",
+    "auprc",
+    "auroc",
+    "balanced_accuracy",
+    "brier",
+    "build_report",
+    "choose_threshold",
+    "ece",
+    "evaluate_predictions",
+    "f1",
+    "mae",
+    "paired_bootstrap_diff",
+    "r2",
+    "reliability_curve",
+    "rmse",
+    "sensitivity",
+    "softmax",
+    "specificity",
+    "subgroup_metrics",
+    "write_report",
+]

@@ -139,14 +139,14 @@ def _resolve_metrics(metrics: Sequence[str] | str, task: str) -> list[_Metric]:
         except (TypeError, ValueError):  # pragma: no cover - builtins
             takes = False
         resolved.append(
-            _Metric(name, fn, entry.meta.get("needs", "score"), getattr(fn, "_batched", None), takes)
+            _Metric(
+                name, fn, entry.meta.get("needs", "score"), getattr(fn, "_batched", None), takes
+            )
         )
     return resolved
 
 
-def _count_chunks(
-    n: int, bootstrap: int, seed: int, groups: Any | None
-) -> Iterator[np.ndarray]:
+def _count_chunks(n: int, bootstrap: int, seed: int, groups: Any | None) -> Iterator[np.ndarray]:
     """Yield ``(b, N)`` float count matrices, ``bootstrap`` rows in all, deterministic in seed."""
     rng = np.random.default_rng(seed)
     if groups is None:

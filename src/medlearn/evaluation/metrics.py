@@ -368,9 +368,7 @@ def _bin_index(prob: np.ndarray, n_bins: int) -> np.ndarray:
     return np.searchsorted(edges[1:-1], prob, side="left")
 
 
-def _ece_b(
-    y: np.ndarray, s: np.ndarray, W: np.ndarray, n_classes: int | None = None
-) -> np.ndarray:
+def _ece_b(y: np.ndarray, s: np.ndarray, W: np.ndarray, n_classes: int | None = None) -> np.ndarray:
     if s.ndim == 1:
         conf, outcome = s, y.astype(np.float64)
     else:
@@ -383,9 +381,7 @@ def _ece_b(
     return _safe_div(np.abs(gap).sum(axis=1), W.sum(axis=1))
 
 
-def _mae_b(
-    y: np.ndarray, s: np.ndarray, W: np.ndarray, n_classes: int | None = None
-) -> np.ndarray:
+def _mae_b(y: np.ndarray, s: np.ndarray, W: np.ndarray, n_classes: int | None = None) -> np.ndarray:
     return _safe_div(W @ np.abs(s - y), W.sum(axis=1))
 
 
@@ -395,9 +391,7 @@ def _rmse_b(
     return np.sqrt(_safe_div(W @ (s - y) ** 2, W.sum(axis=1)))
 
 
-def _r2_b(
-    y: np.ndarray, s: np.ndarray, W: np.ndarray, n_classes: int | None = None
-) -> np.ndarray:
+def _r2_b(y: np.ndarray, s: np.ndarray, W: np.ndarray, n_classes: int | None = None) -> np.ndarray:
     total = W.sum(axis=1)
     mean = _safe_div(W @ y, total)
     ss_tot = np.einsum("bn,bn->b", W, (y[None, :] - mean[:, None]) ** 2)

@@ -89,7 +89,6 @@ MEDMNIST_SPECS: tuple[DatasetSpec, ...] = (
             "3494 pneumonia; official 1214 / 3494). val (524) and test (624) match the "
             "official splits exactly."
         ),
-        size_bytes=3549652,
     ),
     _medmnist(
         "breastmnist",

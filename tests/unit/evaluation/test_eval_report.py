@@ -1,0 +1,191 @@
+"""build_report / write_report on small synthetic runs."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from medlearn.evaluation import (
+    GalleryItem,
+    ReportInputs,
+    build_report,
+    evaluate_predictions,
+    softmax,
+    write_report,
+)
+
+HEADINGS = [
+    "Summary",
+    "ROC and precision-recall curves",
+    "Calibration",
+    "Confusion matrix",
+    "Training curves",
+    "Grad-CAM gallery",
+    "Model card",
+]
+SECRET = "PATIENT-SECRET-"
+
+
+def _inputs(n_classes: int, *, gallery: bool, raw: bool = True) -> ReportInputs:
+    rng = np.random.default_rng(n_classes)
+    n = 120
+    y = rng.integers(0, n_classes, n)
+    logits = rng.normal(size=(n, n_classes))
+    logits[np.arange(n), y] += 2.0
+    proba, raw_proba = softmax(logits), softmax(2.0 * logits)
+    split = np.where(np.arange(n) < 40, "val", "test")
+    frame = pd.DataFrame(
+        {
+            "id": [f"rec-{i:03d}" for i in range(n)],
+            "patient_id": [f"{SECRET}{i // 2:03d}" for i in range(n)],
+            "split": split,
+            "target": y,
+            "prediction": proba.argmax(1),
+        }
+    )
+    for k in range(n_classes):
+        frame[f"prob_{k}"] = proba[:, k]
+        if raw:
+            frame[f"raw_prob_{k}"] = raw_proba[:, k]
+    task = "binary" if n_classes == 2 else "multiclass"
+    metrics = ["auroc", "accuracy", "ece"]
+    test, val = split == "test", split == "val"
+    doc = {
+        "task": task,
+        "dataset": "synthetic",
+        "model": "tiny_cnn",
+        "n": {"train": 200, "val": int(val.sum()), "test": int(test.sum())},
+        "metrics": {
+            "test": evaluate_predictions(
+                y[test], proba[test], task=task, metrics=metrics, bootstrap=50
+            ),
+            "val": evaluate_predictions(
+                y[val], proba[val], task=task, metrics=metrics, bootstrap=0
+            ),
+        },
+        "timing": {"fit_seconds": 3.2, "predict_seconds": 0.1, "device": "cpu", "threads": 2},
+        "threshold": 0.4 if task == "binary" else None,
+        "calibration": {"method": "temperature", "temperature": 1.7},
+        "split": {"method": "stratified", "seed": 0},
+    }
+    history = [
+        {
+            "member": m,
+            "epoch": e,
+            "train_loss": 1 / (e + 1),
+            "val_loss": 1.1 / (e + 1),
+            "val_auroc": 0.7 + e / 50,
+        }
+        for m in range(2)
+        for e in range(4)
+    ]
+    items = []
+    if gallery:
+        for i, correct in enumerate([True, False, True]):
+            image = rng.random((16, 16)) if i != 2 else rng.random((16, 16, 3))
+            items.append(
+                GalleryItem(
+                    id=f"rec-{i:03d}",
+                    true_label="a",
+                    predicted_label="a" if correct else "b",
+                    probability=0.8,
+                    correct=correct,
+                    image=image,
+                    heatmap=rng.random((16, 16)) if i != 1 else None,
+                )
+            )
+    return ReportInputs(
+        title="Synthetic <run> & report",
+        metrics_doc=doc,
+        config={"name": "synthetic", "training": {"monitor": "auroc", "epochs": 4}},
+        predictions=frame,
+        classes=[f"class_{k}" for k in range(n_classes)],
+        threshold=doc["threshold"],
+        history=history,
+        gallery=items,
+        model_card={
+            "intended_use": "Research only.",
+            "limitations": ["Synthetic data only.", "Small test set."],
+            "training": {"optimizer": "adam", "lr": 1e-4},
+            "ethics_review": "Not applicable.",
+        },
+        notes=["Built by the unit tests."],
+        created="2024-01-01 00:00 UTC",
+    )
+
+
+def _check_self_contained(html: str) -> None:
+    assert html.startswith("<!DOCTYPE html>")
+    assert "data:image/png;base64," in html
+    for attr in re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', html):
+        assert not attr.startswith(("http://", "https://", "//")), attr
+    assert "http://" not in html and "https://" not in html
+    assert "<script" not in html.lower()
+    assert SECRET not in html  # patient ids never printed
+
+
+@pytest.mark.parametrize(("n_classes", "gallery"), [(2, True), (2, False), (4, True), (3, False)])
+def test_report_has_every_section(n_classes, gallery):
+    html = build_report(_inputs(n_classes, gallery=gallery))
+    _check_self_contained(html)
+    positions = [html.find(f"<h2>{h}</h2>") for h in HEADINGS]
+    assert all(p > 0 for p in positions), dict(zip(HEADINGS, positions, strict=True))
+    assert positions == sorted(positions)  # in the documented order
+    assert "Synthetic &lt;run&gt; &amp; report" in html  # escaped title
+    assert "Built by the unit tests." in html
+    assert "Research only." in html and "Small test set." in html
+    assert "Ethics review" in html  # extra card keys are rendered generically
+    if gallery:
+        assert "Correct predictions (2)" in html and "Incorrect predictions (1)" in html
+        assert "rec-001" in html
+    else:
+        assert "No explanations were computed" in html
+    # Summary table: value and CI of the test AUROC.
+    auroc = _inputs(n_classes, gallery=False).metrics_doc["metrics"]["test"]["auroc"]
+    assert f"{auroc['value']:.3f}" in html and f"{auroc['ci95'][0]:.3f}" in html
+
+
+def test_confusion_matrix_uses_the_threshold():
+    inputs = _inputs(2, gallery=False)
+    frame = inputs.predictions
+    test = frame[frame["split"] == "test"]
+    for threshold in (0.2, 0.8):
+        inputs.threshold = threshold
+        html = build_report(inputs)
+        pred = (test["prob_1"] >= threshold).astype(int)
+        tp = int(((pred == 1) & (test["target"] == 1)).sum())
+        assert f"≥ {threshold:.3f}" in html
+        cells = re.findall(r'<td class="cm"[^>]*><b>([\d,]+)</b>', html)
+        assert int(cells[3]) == tp  # row "class_1", column "class_1"
+
+
+def test_minimal_inputs_still_build():
+    html = build_report(ReportInputs(title="empty", metrics_doc={}))
+    for heading in HEADINGS:
+        assert f"<h2>{heading}</h2>" in html
+    assert "No labelled test predictions are available." in html
+    assert "No training history was recorded" in html
+
+
+def test_write_report_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "run" / "report.html"
+    inputs = ReportInputs(title="first", metrics_doc={"task": "binary"})
+    assert write_report(path, inputs) == path
+    first = path.read_text(encoding="utf-8")
+    assert "<h2>Summary</h2>" in first
+    assert [p.name for p in path.parent.iterdir()] == ["report.html"]
+
+    # A crash while moving the file into place leaves the old report and no temp file.
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    inputs.title = "second"
+    with pytest.raises(OSError, match="disk full"):
+        write_report(path, inputs)
+    assert path.read_text(encoding="utf-8") == first
+    assert [p.name for p in path.parent.iterdir()] == ["report.html"]
