@@ -330,12 +330,13 @@ def _assign(
 ) -> list[int]:
     """Assign whole groups to ``len(fractions)`` bins; return the bin of each row.
 
-    Groups are visited in a seeded random order, each going to the bin whose per-class fill
-    ratio (records of the group's classes already there / the bin's target count) would be
-    lowest afterwards. With one class this balances record counts; with labels it balances
-    every class separately, which is stratification at the group level (mixed-label groups
-    included). Every bin with a positive fraction receives a group before any bin receives
-    its second, so no such bin is left empty when there are enough groups.
+    Groups are visited in a seeded random order, each going to the bin that keeps
+    ``sum((records - target)**2 / target)`` over bins and classes smallest (a greedy
+    chi-square fit of the per-class record counts to ``fractions``). With one class this
+    balances record counts; with labels it balances every class separately, which is
+    stratification at the group level (mixed-label groups included). Every bin with a
+    positive fraction receives a group before any bin receives its second, so no such bin is
+    left empty when there are enough groups.
     """
     if not groups:
         return []
@@ -363,7 +364,11 @@ def _assign(
         else:
             best, best_score = open_bins[0], float("inf")
             for b in open_bins:
-                score = sum(n * (filled[b][c] + n) / target[b][c] for c, n in v.items())
+                # growth of sum((filled - target)^2 / target) if the group went to b
+                score = sum(
+                    (2 * n * (filled[b][c] - target[b][c]) + n * n) / target[b][c]
+                    for c, n in v.items()
+                )
                 if score < best_score:
                     best, best_score = b, score
         bin_of_group[g] = best

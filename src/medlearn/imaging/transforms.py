@@ -425,7 +425,8 @@ def default_augment(
         scale: maximum relative zoom.
         flip: random horizontal flips.
         contrast: random gamma contrast.
-        noise_std: maximum noise standard deviation, in intensity units (images in [0, 1]).
+        noise_std: maximum noise standard deviation in the batch's intensity units (for
+            standardised images: a fraction of the training intensity standard deviation).
 
     Returns:
         An :class:`ImageAugment`.
