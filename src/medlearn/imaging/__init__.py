@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
-from medlearn.imaging import readers  # noqa: F401  (registers the reader and catalog entries)
+from medlearn.imaging import models, readers, tasks, transforms  # noqa: F401  (registration)
+from medlearn.imaging.models import create_model
+from medlearn.imaging.readers import load_image, read_imaging
+from medlearn.imaging.tasks import ImageClassifier, ImagePreprocessor
 
-__all__: list[str] = []
+__all__ = ["ImageClassifier", "ImagePreprocessor", "create_model", "load_image", "read_imaging"]
