@@ -57,8 +57,15 @@ def reference_loop(npz_path: Path, budget_s: float, seed: int, threads: int) -> 
 
     (xtr, ytr), (xva, yva), (xte, yte) = tensors("train"), tensors("val"), tensors("test")
     net = ResNet(
-        block="basic", layers=[2, 2, 2, 2], block_inplanes=[64, 128, 256, 512], spatial_dims=2,
-        n_input_channels=1, num_classes=2, conv1_t_size=3, conv1_t_stride=1, no_max_pool=True,
+        block="basic",
+        layers=[2, 2, 2, 2],
+        block_inplanes=[64, 128, 256, 512],
+        spatial_dims=2,
+        n_input_channels=1,
+        num_classes=2,
+        conv1_t_size=3,
+        conv1_t_stride=1,
+        no_max_pool=True,
     )
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -95,8 +102,13 @@ def reference_loop(npz_path: Path, budget_s: float, seed: int, threads: int) -> 
         net.load_state_dict(best_state)
     p = proba(xte)
     metrics = evaluate_predictions(
-        yte.numpy(), p, task="binary", metrics=["auroc", "accuracy"], threshold=0.5,
-        bootstrap=1000, seed=seed,
+        yte.numpy(),
+        p,
+        task="binary",
+        metrics=["auroc", "accuracy"],
+        threshold=0.5,
+        bootstrap=1000,
+        seed=seed,
     )
     return {
         "name": "reference: ResNet-18 (28) plain loop, MedMNIST protocol",
@@ -154,9 +166,7 @@ def main() -> None:
         "medlearn": ours,
         "targets": {"test_auroc": 0.96, "test_accuracy": 0.88, "train_minutes": 10},
     }
-    report["medlearn"]["fraction_of_matmul_peak"] = round(
-        ours["achieved_train_gflops"] / peak, 3
-    )
+    report["medlearn"]["fraction_of_matmul_peak"] = round(ours["achieved_train_gflops"] / peak, 3)
     if not args.skip_reference:
         npz = catalog.resolve("pneumoniamnist")
         ref = reference_loop(npz, budget_s=doc["timing"]["fit_seconds"], seed=0, threads=threads)

@@ -62,7 +62,10 @@ class RunResult:
 def _git_sha() -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
             cwd=Path(__file__).resolve().parent,
         )
         return out.stdout.strip() or None
@@ -236,11 +239,17 @@ def train(
 
     split_cfg = cfg.data.split
     splits = make_splits(
-        data.records, method=split_cfg.method, fractions=split_cfg.fractions,
-        seed=split_cfg.seed, given=data.given_split, group_by=split_cfg.group_by,
+        data.records,
+        method=split_cfg.method,
+        fractions=split_cfg.fractions,
+        seed=split_cfg.seed,
+        given=data.given_split,
+        group_by=split_cfg.group_by,
     )
     check_no_leak(splits, data.records, group_by=split_cfg.group_by)
-    atomic_write_json(run_dir / "splits.json", {"method": split_cfg.method, "seed": split_cfg.seed, **splits})
+    atomic_write_json(
+        run_dir / "splits.json", {"method": split_cfg.method, "seed": split_cfg.seed, **splits}
+    )
     by_id = data.by_id()
     parts = {name: [by_id[i] for i in ids] for name, ids in splits.items()}
     for name in ("train", "val", "test"):
@@ -249,7 +258,11 @@ def train(
                 f"The {name} split is empty ({len(data.records)} records in all).",
                 hint="Use more data or change data.split.fractions.",
             )
-    echo("[2/6] split " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()) + f" ({split_cfg.method})")
+    echo(
+        "[2/6] split "
+        + ", ".join(f"{k} {len(v)}" for k, v in parts.items())
+        + f" ({split_cfg.method})"
+    )
 
     learner = LEARNERS.get(domain).from_config(cfg, data)
     echo(f"[3/6] training {cfg.model.name} (ensemble of {cfg.training.ensemble})")
@@ -267,7 +280,8 @@ def train(
     if cfg.evaluation.calibration == "temperature":
         scaler = TemperatureScaler().fit(raw_logits["val"], y["val"])
     proba = {
-        s: (scaler.transform(v) if scaler is not None else _softmax(v)) for s, v in raw_logits.items()
+        s: (scaler.transform(v) if scaler is not None else _softmax(v))
+        for s, v in raw_logits.items()
     }
     raw_proba = {s: _softmax(v) for s, v in raw_logits.items()}
     threshold = None
@@ -283,7 +297,15 @@ def train(
 
     echo("[5/6] evaluating with bootstrap CIs")
     metrics_doc = _metrics_document(
-        cfg, data, parts, proba, y, threshold, scaler, fit, predict_seconds,
+        cfg,
+        data,
+        parts,
+        proba,
+        y,
+        threshold,
+        scaler,
+        fit,
+        predict_seconds,
         uncalibrated=raw_proba,
     )
     _write_predictions(run_dir, predictions)
@@ -337,9 +359,14 @@ def _metrics_document(
     for split in ("test", "val"):
         groups = np.array([r["patient_id"] for r in parts[split]])
         metrics[split] = evaluate_predictions(
-            y[split], proba[split], task=cfg.task, metrics=cfg.evaluation.metrics,
+            y[split],
+            proba[split],
+            task=cfg.task,
+            metrics=cfg.evaluation.metrics,
             threshold=0.5 if threshold is None else threshold,
-            bootstrap=cfg.evaluation.bootstrap, seed=cfg.training.seed, groups=groups,
+            bootstrap=cfg.evaluation.bootstrap,
+            seed=cfg.training.seed,
+            groups=groups,
         )
     doc: dict[str, Any] = {
         "task": cfg.task,
@@ -370,9 +397,12 @@ def _metrics_document(
 
         doc["uncalibrated"] = {
             "test": ev(
-                y["test"], uncalibrated["test"], task=cfg.task,
+                y["test"],
+                uncalibrated["test"],
+                task=cfg.task,
                 metrics=[m for m in ("brier", "ece") if m in cfg.evaluation.metrics],
-                threshold=0.5, bootstrap=0,
+                threshold=0.5,
+                bootstrap=0,
             )
         }
     return doc
@@ -393,7 +423,7 @@ def _save_gallery(
     targets = [int(frame.loc[i, "prediction"]) for i in picks]
     explanations = learner.explain(chosen, targets)
     arrays: dict[str, np.ndarray] = {}
-    for k, (i, exp) in enumerate(zip(picks, explanations)):
+    for k, exp in enumerate(explanations):
         arrays[f"image_{k}"] = exp.image.astype(np.float32)
         arrays[f"heatmap_{k}"] = exp.heatmap.astype(np.float32)
     arrays["rows"] = np.array(picks)
@@ -465,8 +495,12 @@ def evaluate(
         loaded = load_data(other)
         s = other.data.split
         splits = make_splits(
-            loaded.records, method=s.method, fractions=s.fractions, seed=s.seed,
-            given=loaded.given_split, group_by=s.group_by,
+            loaded.records,
+            method=s.method,
+            fractions=s.fractions,
+            seed=s.seed,
+            given=loaded.given_split,
+            group_by=s.group_by,
         )
         ids = splits["test"]
         source = other.data.dataset or str(other.data.path)
@@ -501,13 +535,16 @@ def evaluate(
     y = np.array([int(r["target"]) for r in records])
     metric_names = cfg.evaluation.metrics if cfg else ["auroc", "accuracy"]
     test = evaluate_predictions(
-        y, proba, task=manifest["task"], metrics=metric_names,
+        y,
+        proba,
+        task=manifest["task"],
+        metrics=metric_names,
         threshold=0.5 if threshold is None else threshold,
         bootstrap=cfg.evaluation.bootstrap if cfg else 1000,
         groups=np.array([r["patient_id"] for r in records]),
     )
-    out_dir = Path(out) if out else run_dir / "evaluations" / datetime.now().strftime(
-        "%Y%m%d-%H%M%S"
+    out_dir = (
+        Path(out) if out else run_dir / "evaluations" / datetime.now().strftime("%Y%m%d-%H%M%S")
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = {
@@ -583,7 +620,9 @@ def predict(
         row: dict[str, Any] = {
             "input": rec["id"],
             "prediction": classes[int(labels[i])],
-            "probabilities": {c: round(float(p), 6) for c, p in zip(classes, proba[i])},
+            "probabilities": {
+                c: round(float(p), 6) for c, p in zip(classes, proba[i], strict=True)
+            },
             "threshold": threshold,
             "model": manifest.get("name"),
         }
@@ -613,14 +652,18 @@ def report(run_dir: str | Path) -> Path:
     cfg = _run_config(run_dir)
     frame = pd.read_parquet(run_dir / "predictions.parquet")
     manifest = read_manifest(run_dir, verify=False) if (run_dir / "bundle").exists() else {}
-    classes = manifest.get("classes") or sorted(
-        {str(c) for c in frame["target"].unique()}
-    )
+    classes = manifest.get("classes") or sorted({str(c) for c in frame["target"].unique()})
     history = []
     if (run_dir / "history.json").is_file():
         history = json.loads((run_dir / "history.json").read_text())
     return _write_report(
-        run_dir, doc, cfg, frame, classes, doc.get("threshold"), history=history,
+        run_dir,
+        doc,
+        cfg,
+        frame,
+        classes,
+        doc.get("threshold"),
+        history=history,
         model_card=manifest.get("model_card"),
     )
 

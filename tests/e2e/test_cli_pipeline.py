@@ -42,7 +42,13 @@ def trained(png_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 def test_run_directory_follows_the_contract(trained: Path) -> None:
-    for name in ("config.yaml", "splits.json", "metrics.json", "predictions.parquet", "report.html"):
+    for name in (
+        "config.yaml",
+        "splits.json",
+        "metrics.json",
+        "predictions.parquet",
+        "report.html",
+    ):
         assert (trained / name).is_file(), name
     assert (trained / "checkpoints" / "last.ckpt").is_file()
     assert (trained / "checkpoints" / "best.ckpt").is_file()
@@ -89,8 +95,18 @@ def test_predict_reports_every_bad_file_and_exits_1(
 
     Image.new("RGB", (16, 16), (10, 200, 30)).save(rgb)
     good = sorted((png_dataset.parent / "img").glob("*.png"))[:3]
-    code = main(["predict", str(trained), *map(str, good), str(bad_text), str(rgb),
-                 "--explain", "--explain-dir", str(tmp_path / "cams")])
+    code = main(
+        [
+            "predict",
+            str(trained),
+            *map(str, good),
+            str(bad_text),
+            str(rgb),
+            "--explain",
+            "--explain-dir",
+            str(tmp_path / "cams"),
+        ]
+    )
     assert code == 1
     lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert len(lines) == 5  # nothing dropped
@@ -149,9 +165,17 @@ def test_fine_tune_from_run(trained: Path, png_dataset: Path, tmp_path: Path) ->
         yaml.safe_dump(
             {
                 "name": "ft",
-                "data": {"path": str(png_dataset), "split": {"method": "stratified", "fractions": [0.5, 0.25, 0.25]}},
+                "data": {
+                    "path": str(png_dataset),
+                    "split": {"method": "stratified", "fractions": [0.5, 0.25, 0.25]},
+                },
                 "model": {"name": "simple_cnn", "params": {"width": 8}, "init_from": str(trained)},
-                "training": {"epochs": 2, "batch_size": 16, "freeze_backbone_epochs": 1, "progress": False},
+                "training": {
+                    "epochs": 2,
+                    "batch_size": 16,
+                    "freeze_backbone_epochs": 1,
+                    "progress": False,
+                },
                 "evaluation": {"bootstrap": 0, "gallery": 0},
             }
         )

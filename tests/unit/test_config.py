@@ -17,7 +17,9 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_minimal_file_gets_defaults(tmp_path: Path) -> None:
-    cfg = load_config(_write(tmp_path, "data: {dataset: pneumoniamnist}\nmodel: {name: resnet18}\n"))
+    cfg = load_config(
+        _write(tmp_path, "data: {dataset: pneumoniamnist}\nmodel: {name: resnet18}\n")
+    )
     assert cfg.task == "binary"
     assert cfg.data.split.method == "given"
     assert cfg.training.seed == 0 and cfg.evaluation.bootstrap == 1000

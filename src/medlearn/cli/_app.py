@@ -38,11 +38,6 @@ _quiet_logs()
 from medlearn.cli import data as _data  # noqa: E402
 from medlearn.cli import (  # noqa: E402,F401
     demo as _demo,
-    evaluate as _evaluate,
-    models as _models,
-    predict as _predict,
-    report as _report,
-    train as _train,
 )
 
 app.add_typer(_data.app, name="data", help="Datasets: list | info NAME | fetch NAME | check PATH")

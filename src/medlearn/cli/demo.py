@@ -35,7 +35,9 @@ DEMO_RUN: dict[str, Any] = {
 def demo_cmd(
     out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/demo-.../)."),
     minutes: float = typer.Option(4.0, "--minutes", help="Training time budget in minutes."),
-    set_: list[str] = typer.Option([], "--set", help="Override a demo key, e.g. --set training.epochs=2."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a demo key, e.g. --set training.epochs=2."
+    ),
 ) -> None:
     """Train, calibrate, evaluate and report a pneumonia classifier on PneumoniaMNIST."""
     import copy
@@ -47,6 +49,8 @@ def demo_cmd(
     raw["training"]["max_minutes"] = minutes
     apply_overrides(raw, set_)
     cfg = validate_config(raw, source="medlearn demo")
-    console.rule("medlearn demo: pneumonia vs normal chest X-rays (PneumoniaMNIST, official splits)")
+    console.rule(
+        "medlearn demo: pneumonia vs normal chest X-rays (PneumoniaMNIST, official splits)"
+    )
     result = train(cfg, out=out, echo=console.print)
     print_summary(result.metrics, result.run_dir)

@@ -16,7 +16,9 @@ def evaluate_cmd(
     data: str = typer.Option(
         ..., "--data", help="Data to score: a path, a run file (its test split) or a catalog name."
     ),
-    out: Path | None = typer.Option(None, "--out", help="Output directory (default RUN_DIR/evaluations/TIME)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Output directory (default RUN_DIR/evaluations/TIME)."
+    ),
 ) -> None:
     """Score a trained model on other data: metrics.json (under metrics.test) and a report."""
     from medlearn.pipeline import evaluate

@@ -27,7 +27,9 @@ def models_list(
     for name in MODELS.list(pattern, **where):
         meta = MODELS.meta(name)
         table.add_row(
-            name, str(meta.get("domain", "")), ", ".join(meta.get("tasks", ())),
+            name,
+            str(meta.get("domain", "")),
+            ", ".join(meta.get("tasks", ())),
             str(meta.get("description", "")),
         )
     console.print(table)
@@ -42,7 +44,9 @@ def metrics_list() -> None:
     for name in METRICS.list():
         meta = METRICS.meta(name)
         table.add_row(
-            name, str(meta.get("higher_is_better")), str(meta.get("needs", "")),
+            name,
+            str(meta.get("higher_is_better")),
+            str(meta.get("needs", "")),
             ", ".join(meta.get("tasks", ())),
         )
     console.print(table)

@@ -12,9 +12,15 @@ from medlearn.cli._app import app, console_err
 
 @app.command("predict")
 def predict_cmd(
-    bundle: Path = typer.Argument(..., help="A bundle directory, or a run directory holding bundle/."),
-    inputs: list[str] = typer.Argument(..., help="Image files or folders (PNG, JPEG, TIFF, DICOM, NIfTI)."),
-    explain: bool = typer.Option(False, "--explain", help="Write a Grad-CAM overlay PNG per input."),
+    bundle: Path = typer.Argument(
+        ..., help="A bundle directory, or a run directory holding bundle/."
+    ),
+    inputs: list[str] = typer.Argument(
+        ..., help="Image files or folders (PNG, JPEG, TIFF, DICOM, NIfTI)."
+    ),
+    explain: bool = typer.Option(
+        False, "--explain", help="Write a Grad-CAM overlay PNG per input."
+    ),
     explain_dir: Path = typer.Option(
         Path("explanations"), "--explain-dir", help="Where --explain writes its PNGs."
     ),
@@ -30,5 +36,7 @@ def predict_cmd(
             n_bad += 1
         typer.echo(json.dumps(row))
     if n_bad:
-        console_err.print(f"{n_bad} of {n} input(s) could not be predicted (see their error lines).")
+        console_err.print(
+            f"{n_bad} of {n} input(s) could not be predicted (see their error lines)."
+        )
         raise typer.Exit(code=1)

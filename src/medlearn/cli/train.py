@@ -22,11 +22,15 @@ def _help() -> str:
 
 @app.command("train", help=_help())
 def train_cmd(
-    runfile: Path = typer.Argument(..., help="YAML run file, e.g. examples/imaging/pneumoniamnist.yaml"),
+    runfile: Path = typer.Argument(
+        ..., help="YAML run file, e.g. examples/imaging/pneumoniamnist.yaml"
+    ),
     set_: list[str] = typer.Option(
         [], "--set", help="Override a key: --set training.lr=1e-4 (repeatable)."
     ),
-    out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/NAME/TIME-ID)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Run directory (default runs/NAME/TIME-ID)."
+    ),
     resume: bool = typer.Option(
         False, "--resume", help="Continue an interrupted run in --out from its last checkpoint."
     ),

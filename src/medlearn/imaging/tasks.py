@@ -123,8 +123,11 @@ class ImagePreprocessor:
             t = torch.from_numpy(np.ascontiguousarray(_to_unit_float(im)))
             if t.shape[-2:] != (self.image_size, self.image_size):
                 t = F.interpolate(
-                    t[None], size=(self.image_size, self.image_size), mode="bilinear",
-                    antialias=True, align_corners=False,
+                    t[None],
+                    size=(self.image_size, self.image_size),
+                    mode="bilinear",
+                    antialias=True,
+                    align_corners=False,
                 )[0]
             out[i] = (t - mean) / std
         return out
@@ -399,18 +402,36 @@ class ImageClassifier:
 
         # Validate the model name and params before any data is touched.
         check_params(
-            MODELS.get(cfg.model.name), cfg.model.params, what=f"model {cfg.model.name!r}",
+            MODELS.get(cfg.model.name),
+            cfg.model.params,
+            what=f"model {cfg.model.name!r}",
             reserved=("in_channels", "num_classes", "image_size"),
         )
         return cls(
-            model=cfg.model.name, model_params=cfg.model.params, classes=classes,
-            image_size=image_size, load_options=load_options, augment=aug, epochs=t.epochs,
-            batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay, optimizer=t.optimizer,
-            scheduler=t.scheduler, seed=t.seed, deterministic=t.deterministic,
-            max_minutes=t.max_minutes, patience=t.patience, monitor=t.monitor,
-            class_weights=t.class_weights, label_smoothing=t.label_smoothing,
-            ensemble=t.ensemble, freeze_backbone_epochs=t.freeze_backbone_epochs,
-            num_threads=t.num_threads, progress=t.progress, init_from=cfg.model.init_from,
+            model=cfg.model.name,
+            model_params=cfg.model.params,
+            classes=classes,
+            image_size=image_size,
+            load_options=load_options,
+            augment=aug,
+            epochs=t.epochs,
+            batch_size=t.batch_size,
+            lr=t.lr,
+            weight_decay=t.weight_decay,
+            optimizer=t.optimizer,
+            scheduler=t.scheduler,
+            seed=t.seed,
+            deterministic=t.deterministic,
+            max_minutes=t.max_minutes,
+            patience=t.patience,
+            monitor=t.monitor,
+            class_weights=t.class_weights,
+            label_smoothing=t.label_smoothing,
+            ensemble=t.ensemble,
+            freeze_backbone_epochs=t.freeze_backbone_epochs,
+            num_threads=t.num_threads,
+            progress=t.progress,
+            init_from=cfg.model.init_from,
         )
 
     def _new_net(self) -> nn.Module:
@@ -430,7 +451,7 @@ class ImageClassifier:
         if bad:
             _raise_bad(bad, what)
         assert self.preprocessor_ is not None
-        for rec, im in zip(records, images):
+        for rec, im in zip(records, images, strict=True):
             self.preprocessor_.check(_to_unit_float(im), f"{what} record {rec['id']}")
         x = self.preprocessor_.transform(images)
         y = torch.tensor([int(r["target"]) if r["target"] is not None else -1 for r in records])
@@ -458,7 +479,8 @@ class ImageClassifier:
             out_of_range = int(((y < 0) | (y >= len(self.classes))).sum())
             if out_of_range:
                 raise DataValidationError(
-                    f"{out_of_range} {name} record(s) have a label outside 0..{len(self.classes) - 1}.",
+                    f"{out_of_range} {name} record(s) have a label outside "
+                    f"0..{len(self.classes) - 1}.",
                     hint="Check data.target and the class list.",
                 )
         counts = torch.bincount(y_train, minlength=len(self.classes)).float()
@@ -489,19 +511,38 @@ class ImageClassifier:
             if self.augment is not None:
                 augment = TRANSFORMS.get(self.augment[0])(**self.augment[1])
             module = ClassificationModule(
-                net, num_classes=len(self.classes), lr=self.lr, weight_decay=self.weight_decay,
-                optimizer=self.optimizer, scheduler=self.scheduler, max_epochs=self.epochs,
-                class_weights=weights, label_smoothing=self.label_smoothing, augment=augment,
+                net,
+                num_classes=len(self.classes),
+                lr=self.lr,
+                weight_decay=self.weight_decay,
+                optimizer=self.optimizer,
+                scheduler=self.scheduler,
+                max_epochs=self.epochs,
+                class_weights=weights,
+                label_smoothing=self.label_smoothing,
+                augment=augment,
                 monitor=self.monitor,
                 backbone_params=backbone_parameters(net, self.model),
-                freeze_backbone_epochs=self.freeze_backbone_epochs, seed=seed,
+                freeze_backbone_epochs=self.freeze_backbone_epochs,
+                seed=seed,
             )
             outcome = fit_module(
-                module, train_ds, val_ds, batch_size=self.batch_size, max_epochs=self.epochs,
-                ckpt_dir=work_dir / "checkpoints" / (f"member_{member}" if self.ensemble > 1 else ""),
-                monitor=monitor_key if self.monitor != "loss" else "val_loss", mode=mode,
-                patience=self.patience, max_minutes=per_member, seed=seed,
-                deterministic=self.deterministic, resume=resume, progress=self.progress,
+                module,
+                train_ds,
+                val_ds,
+                batch_size=self.batch_size,
+                max_epochs=self.epochs,
+                ckpt_dir=work_dir
+                / "checkpoints"
+                / (f"member_{member}" if self.ensemble > 1 else ""),
+                monitor=monitor_key if self.monitor != "loss" else "val_loss",
+                mode=mode,
+                patience=self.patience,
+                max_minutes=per_member,
+                seed=seed,
+                deterministic=self.deterministic,
+                resume=resume,
+                progress=self.progress,
                 num_threads=self.num_threads,
             )
             net.eval()
@@ -518,16 +559,20 @@ class ImageClassifier:
             extra["train_gflop_per_sample"] = flops_per_sample / 1e9
             extra["achieved_gflops"] = flops_per_sample * samples / max(seconds, 1e-9) / 1e9
         return FitReport(
-            fit_seconds=seconds, epochs=epochs, stopped_by=stopped, history=history,
-            samples_per_second=samples / max(seconds, 1e-9), extra=extra,
+            fit_seconds=seconds,
+            epochs=epochs,
+            stopped_by=stopped,
+            history=history,
+            samples_per_second=samples / max(seconds, 1e-9),
+            extra=extra,
         )
 
     # -- inference --------------------------------------------------------------------------
     def _check_fitted(self) -> None:
         if self.nets_ is None or self.preprocessor_ is None:
             raise NotFittedError(
-                "This ImageClassifier is not fitted yet. Call fit(...) or ImageClassifier.load(...) "
-                "before predicting."
+                "This ImageClassifier is not fitted yet. Call fit(...) or "
+                "ImageClassifier.load(...) before predicting."
             )
 
     @torch.no_grad()
@@ -565,8 +610,10 @@ class ImageClassifier:
         maps = gradcam(self.nets_[0], x, target_layer=layer, class_index=list(targets))
         return [
             Explanation(
-                image=self.preprocessor_.to_display(x[i]), heatmap=maps[i],
-                target=int(targets[i]), method="gradcam",
+                image=self.preprocessor_.to_display(x[i]),
+                heatmap=maps[i],
+                target=int(targets[i]),
+                method="gradcam",
             )
             for i in range(len(records))
         ]
@@ -625,9 +672,13 @@ class ImageClassifier:
         """Rebuild from a verified bundle directory (tensors only; no code is executed)."""
         directory = Path(directory)
         try:
-            pre = ImagePreprocessor(**json.loads((directory / manifest["preprocessing"]).read_text()))
+            pre = ImagePreprocessor(
+                **json.loads((directory / manifest["preprocessing"]).read_text())
+            )
             model = manifest["model"]
-            obj = cls(model=model["name"], model_params=model.get("params"), classes=manifest["classes"])
+            obj = cls(
+                model=model["name"], model_params=model.get("params"), classes=manifest["classes"]
+            )
         except (KeyError, TypeError, json.JSONDecodeError) as exc:
             raise CheckpointError(
                 f"{directory}: the bundle manifest or preprocessing file is incomplete ({exc}).",
@@ -642,8 +693,9 @@ class ImageClassifier:
                 net.load_state_dict(state)
             except RuntimeError as exc:
                 raise CheckpointError(
-                    f"{directory / rel}: weights do not fit model {model['name']!r} ({str(exc)[:200]}).",
-                    hint="The bundle was written by another model definition; retrain or re-export.",
+                    f"{directory / rel}: weights do not fit model {model['name']!r} "
+                    f"({str(exc)[:200]}).",
+                    hint="The bundle was written by another model definition; retrain.",
                 ) from None
             net.eval()
             nets.append(net)
