@@ -34,10 +34,14 @@ def _quiet_logs() -> None:
 
 _quiet_logs()
 
-# Verb modules register their commands on import.
+# Verb modules register their commands on import (after `app` exists).
 from medlearn.cli import data as _data  # noqa: E402
-from medlearn.cli import (  # noqa: E402,F401
-    demo as _demo,
-)
+from medlearn.cli import demo as _demo  # noqa: E402
+from medlearn.cli import evaluate as _evaluate  # noqa: E402
+from medlearn.cli import models as _models  # noqa: E402
+from medlearn.cli import predict as _predict  # noqa: E402
+from medlearn.cli import report as _report  # noqa: E402
+from medlearn.cli import train as _train  # noqa: E402
 
+VERB_MODULES = (_demo, _train, _evaluate, _predict, _report, _models, _data)
 app.add_typer(_data.app, name="data", help="Datasets: list | info NAME | fetch NAME | check PATH")

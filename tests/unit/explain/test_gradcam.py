@@ -13,7 +13,15 @@ import medlearn.explain as explain
 from medlearn.errors import ConfigError, DataValidationError
 from medlearn.explain import gradcam, overlay, save_overlay_png
 
-torch.set_num_threads(2)
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models are overhead-bound: one thread is faster than two and immune to
+    oversubscription when other processes share the cores. The previous setting is restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 class _MeanModel(nn.Module):

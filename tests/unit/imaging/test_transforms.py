@@ -14,7 +14,16 @@ import medlearn.imaging.transforms as T
 from medlearn.errors import ConfigError, DataValidationError
 from medlearn.registry import TRANSFORMS
 
-torch.set_num_threads(2)
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models are overhead-bound: one thread is faster than two and immune to
+    oversubscription when other processes share the cores. The previous setting is restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 PRESETS = TRANSFORMS.list(domain="imaging")
 
