@@ -16,7 +16,7 @@ DEMO_RUN: dict[str, Any] = {
     "name": "demo-pneumoniamnist",
     "task": "binary",
     "data": {"dataset": "pneumoniamnist", "split": {"method": "given"}},
-    "model": {"name": "medcnn", "params": {}},
+    "model": {"name": "simple_cnn", "params": {"width": 32, "depth": 4, "dropout": 0.2}},
     "training": {
         "epochs": 12,
         "batch_size": 128,
@@ -24,10 +24,11 @@ DEMO_RUN: dict[str, Any] = {
         "optimizer": "adamw",
         "weight_decay": 5.0e-4,
         "scheduler": "cosine",
+        "ensemble": 3,
         "max_minutes": 4.0,
         "seed": 0,
     },
-    "evaluation": {"bootstrap": 1000, "gallery": 6},
+    "evaluation": {"bootstrap": 1000, "gallery": 6, "tta": True},
 }
 
 

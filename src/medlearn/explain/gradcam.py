@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from medlearn.errors import ConfigError, DataValidationError
+from medlearn.errors import ConfigError, DataValidationError, require
 
 __all__ = ["gradcam", "overlay", "save_overlay_png"]
 
@@ -105,6 +105,7 @@ def gradcam(
             ``class_index`` is out of range or of the wrong length.
         DataValidationError: if ``x`` is not a float ``(B, C, H, W)`` tensor.
     """
+    require("monai", extra="imaging", purpose="Grad-CAM")
     from monai.visualize import GradCAM
     from monai.visualize.class_activation_maps import ModelWithHooks
 

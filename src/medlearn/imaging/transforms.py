@@ -37,12 +37,15 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from monai.networks.layers import AffineTransform
-from monai.transforms import Compose, RandomizableTransform
 from torch import nn
 
-from medlearn.errors import ConfigError, DataValidationError
+from medlearn.errors import ConfigError, DataValidationError, require
 from medlearn.registry import TRANSFORMS
+
+require("monai", extra="imaging", purpose="image augmentation")
+
+from monai.networks.layers import AffineTransform  # noqa: E402
+from monai.transforms import Compose, RandomizableTransform, Transform  # noqa: E402
 
 __all__ = [
     "BatchRandAdjustContrast",
@@ -120,6 +123,8 @@ class BatchRandAffine(RandomizableTransform):
         padding_mode: ``"border"``, ``"zeros"`` or ``"reflection"`` for samples outside.
         mode: ``"bilinear"`` or ``"nearest"`` interpolation.
     """
+
+    batched = True  # works on whole batches (B, C, H, W)
 
     def __init__(
         self,
@@ -203,6 +208,8 @@ class BatchRandFlip(RandomizableTransform):
         spatial_axis: 0 flips rows (vertical), 1 flips columns (horizontal).
     """
 
+    batched = True  # works on whole batches (B, C, H, W)
+
     def __init__(self, prob: float = 0.5, *, spatial_axis: int = 1) -> None:
         owner = type(self).__name__
         super().__init__(_check_prob(owner, prob))
@@ -235,6 +242,8 @@ class BatchRandAdjustContrast(RandomizableTransform):
         prob: probability that an image is changed.
         gamma: the range of gamma values.
     """
+
+    batched = True  # works on whole batches (B, C, H, W)
 
     def __init__(self, prob: float = 0.5, *, gamma: tuple[float, float] = (0.8, 1.25)) -> None:
         owner = type(self).__name__
@@ -288,6 +297,8 @@ class BatchRandGaussianNoise(RandomizableTransform):
         sample_std: draw each image's standard deviation from ``uniform(0, std)``.
     """
 
+    batched = True  # works on whole batches (B, C, H, W)
+
     def __init__(self, prob: float = 0.5, *, std: float = 0.02, sample_std: bool = True) -> None:
         owner = type(self).__name__
         super().__init__(_check_prob(owner, prob))
@@ -328,7 +339,8 @@ class ImageAugment:
 
     Args:
         transforms: MONAI transforms. With ``batched=True`` each takes and returns a whole
-            batch ``(B, C, H, W)`` (the ``BatchRand*`` transforms of this module); with
+            batch ``(B, C, H, W)`` (the ``BatchRand*`` transforms of this module, which set
+            ``batched = True``, or plain functions); with
             ``batched=False`` they are ordinary per-image MONAI transforms, applied to each
             channel-first image ``(C, H, W)`` in turn (slower).
         batched: whether ``transforms`` work on whole batches.
@@ -347,7 +359,16 @@ class ImageAugment:
         batched: bool = True,
         seed: int | None = None,
     ) -> None:
-        self.compose = Compose(list(transforms))
+        transforms = list(transforms)
+        if batched:
+            for t in transforms:
+                if isinstance(t, Transform) and not getattr(t, "batched", False):
+                    raise ConfigError(
+                        f"{type(t).__name__} is a per-image MONAI transform and cannot run on a "
+                        "whole batch.",
+                        hint="Use ImageAugment([...], batched=False) for per-image transforms.",
+                    )
+        self.compose = Compose(transforms)
         self.batched = batched
         self.set_random_state(seed)
 

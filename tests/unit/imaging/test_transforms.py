@@ -199,6 +199,11 @@ def test_per_image_monai_compose_path():
         assert torch.equal(y[i, 0], torch.rot90(x[i, 0], 1, (0, 1)))
 
 
+def test_per_image_transform_is_refused_in_batched_mode():
+    with pytest.raises(ConfigError, match="RandRotate90.*per-image"):
+        T.ImageAugment([RandRotate90(prob=1.0)])
+
+
 def test_failures_name_the_transform_and_shape():
     def broken(_x):
         raise RuntimeError("boom")
