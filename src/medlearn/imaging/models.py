@@ -216,7 +216,7 @@ def simple_cnn(
     """A plain CNN: ``depth`` conv3x3-BN-ReLU blocks, 2x2 max-pool between them, global pool.
 
     Block ``i`` (from 0) has ``width * 2**i`` channels. With the defaults at 28 px it has
-    0.4 M parameters and trains at ~1,300 img/s on 2 CPU cores (``benchmarks/_model_speed.py``).
+    0.4 M parameters and trains at about 1,100 img/s on 2 CPU cores (``benchmarks/_model_speed.py``).
 
     Args:
         in_channels: image channels ``C``.

@@ -32,7 +32,8 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import numpy as np
@@ -92,6 +93,20 @@ def _check_range(owner: str, param: str, value: Any, *, upper: float | None = No
 
 def _check_prob(owner: str, value: Any) -> float:
     return _check_range(owner, "prob", value, upper=1.0)
+
+
+@contextmanager
+def _intra_op_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads (``None``: unchanged), then restore."""
+    before = torch.get_num_threads()
+    if n is None or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _name(transform: Any) -> str:
@@ -346,6 +361,10 @@ class ImageAugment:
         batched: whether ``transforms`` work on whole batches.
         seed: seed of the random state; ``None`` seeds from the operating system. Call
             :meth:`set_random_state` to reseed (the trainer does, from the run's seed).
+        threads: torch intra-op threads used while augmenting a CPU batch (restored after);
+            ``None`` keeps the current setting. The batched ops are small: with 2 threads on
+            2 busy cores they spend most of their time waiting for each other (the ``default``
+            preset took 55 ms per batch of 128 at 28 px instead of 4 ms with one thread).
 
     Raises:
         DataValidationError: (when called) if the input is not a float ``(B, C, H, W)`` tensor,
@@ -358,7 +377,13 @@ class ImageAugment:
         *,
         batched: bool = True,
         seed: int | None = None,
+        threads: int | None = 1,
     ) -> None:
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
+            raise ConfigError(f"threads must be a positive integer or None. Got {threads!r}.")
+        if threads is not None and threads < 1:
+            raise ConfigError(f"threads must be a positive integer or None. Got {threads!r}.")
+        self.threads = threads
         transforms = list(transforms)
         if batched:
             for t in transforms:
@@ -390,10 +415,11 @@ class ImageAugment:
         if not self.compose.transforms:
             return x
         try:
-            if self.batched:
-                out = self.compose(x)
-            else:
-                out = torch.stack([torch.as_tensor(self.compose(image)) for image in x])
+            with _intra_op_threads(self.threads if x.device.type == "cpu" else None):
+                if self.batched:
+                    out = self.compose(x)
+                else:
+                    out = torch.stack([torch.as_tensor(self.compose(image)) for image in x])
         except Exception as exc:  # re-raise with the transform and the batch's shape
             names = ", ".join(_name(t) for t in self.compose.transforms)
             raise DataValidationError(

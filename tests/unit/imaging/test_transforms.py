@@ -80,6 +80,17 @@ def test_default_changes_images_and_differs_per_image_and_per_seed():
     assert len({out[i].sum().item() for i in range(8)}) > 1
 
 
+def test_thread_setting_is_restored_and_does_not_change_results():
+    x = _batch()
+    torch.set_num_threads(2)  # the autouse fixture restores its own setting afterwards
+    one = T.ImageAugment(TRANSFORMS.get("default")().transforms, threads=1, seed=0)(x)
+    assert torch.get_num_threads() == 2
+    keep = T.ImageAugment(TRANSFORMS.get("default")().transforms, threads=None, seed=0)(x)
+    torch.testing.assert_close(one, keep)
+    with pytest.raises(ConfigError, match="threads"):
+        T.ImageAugment([], threads=0)
+
+
 def test_none_is_identity():
     x = _batch()
     assert torch.equal(TRANSFORMS.get("none")()(x), x)
