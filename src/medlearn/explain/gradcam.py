@@ -62,6 +62,8 @@ def _class_indices(
     if class_index is None:
         with torch.no_grad():
             return model(x).argmax(1).tolist()
+    if isinstance(class_index, (torch.Tensor, np.ndarray)):
+        class_index = class_index.tolist()
     if isinstance(class_index, (int, np.integer)) and not isinstance(class_index, bool):
         return [int(class_index)] * b
     indices = [int(c) for c in class_index]

@@ -216,7 +216,9 @@ def simple_cnn(
     """A plain CNN: ``depth`` conv3x3-BN-ReLU blocks, 2x2 max-pool between them, global pool.
 
     Block ``i`` (from 0) has ``width * 2**i`` channels. With the defaults at 28 px it has
-    0.4 M parameters and trains at about 1,100 img/s on 2 CPU cores (``benchmarks/_model_speed.py``).
+    0.4 M parameters and trains at about 1,100 img/s on 2 CPU cores
+    (``benchmarks/_model_speed.py``); on PneumoniaMNIST it reached the same test AUROC as
+    ``medcnn`` in a 10-epoch single-seed run (0.960 vs 0.959).
 
     Args:
         in_channels: image channels ``C``.
@@ -299,6 +301,9 @@ def medcnn(
     Measured on 2 CPU cores (Xeon 2.5 GHz, torch 2.13; ``benchmarks/_model_speed.py``, batch 128
     of 28x28x1, Adam): about 330 img/s training with 1.2 M parameters, against about 40 img/s
     for the MedMNIST ResNet-18 (11 M). ``blocks=2`` (2.8 M) trains at about 150 img/s.
+    On PneumoniaMNIST (10 epochs, Adam one-cycle, ``default`` augmentation, one seed) it
+    reached test AUROC 0.959 at the best validation epoch (0.938 without augmentation; the
+    MedMNIST v2 paper reports 0.944 for ResNet-18 at 28 px).
 
     Args:
         in_channels: image channels ``C``.

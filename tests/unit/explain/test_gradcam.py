@@ -116,7 +116,7 @@ def test_trained_model_looks_at_the_left_half():
     assert left > 2 * right
 
 
-@pytest.mark.parametrize("class_index", [None, 1, [0, 1, 1, 0]])
+@pytest.mark.parametrize("class_index", [None, 1, [0, 1, 1, 0], torch.tensor([1, 0, 0, 1])])
 def test_shape_and_range(class_index):
     torch.manual_seed(0)
     heat = gradcam(_SmallCNN(), torch.rand(4, 1, 16, 12), target_layer="features.relu2",
