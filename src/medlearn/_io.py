@@ -12,13 +12,29 @@ from typing import Any
 __all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "sha256_file"]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so readers see the old file or the new one, never a part."""
+    """Write ``data`` to ``path`` so readers see the old file or the new one, never a part.
+
+    The data goes to a temporary file in the same folder, is fsynced, and replaces ``path``
+    with ``os.replace``; the folder is fsynced too, so a crash or SIGKILL at any point
+    leaves either the previous file or the complete new one. The file gets the usual mode
+    (0666 less the umask), not ``mkstemp``'s 0600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o666 & ~_UMASK)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -26,6 +42,16 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return path
+    try:
+        os.fsync(dir_fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(dir_fd)
     return path
 
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -31,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medlearn._io import atomic_write_text
 from medlearn.evaluation._figures import gallery_png, reliability_png, roc_pr_pngs, training_png
 from medlearn.evaluation._report_css import CSS
 from medlearn.evaluation.metrics import ECE_BINS
@@ -735,7 +734,7 @@ def build_report(inputs: ReportInputs) -> str:
     )
 
 
-def write_report(path: str | os.PathLike[str], inputs: ReportInputs) -> Path:
+def write_report(path: str | Path, inputs: ReportInputs) -> Path:
     """Build the report and write it to ``path`` atomically.
 
     The HTML is written to a temporary file in the same directory and moved into place with
@@ -750,15 +749,5 @@ def write_report(path: str | os.PathLike[str], inputs: ReportInputs) -> Path:
     """
     path = Path(path)
     text = build_report(inputs)  # build first: a failure leaves any old report untouched
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text)
     return path

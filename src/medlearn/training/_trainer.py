@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import io
 import logging
-import os
-import tempfile
 import time
 import warnings
 from collections import OrderedDict
@@ -45,6 +44,7 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.loggers.logger import Logger
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
+from medlearn._io import atomic_write_bytes
 from medlearn.errors import CheckpointError, ConfigError
 from medlearn.training._seed import derive_seed, reseed, seed_everything
 from medlearn.training._threads import configure_threads
@@ -232,18 +232,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         safe = _safe_checkpoint(checkpoint)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                os.fchmod(fh.fileno(), 0o666 & ~_UMASK)  # mkstemp's 0600 -> the usual mode
-                torch.save(safe, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_dir(path.parent)
+        buffer = io.BytesIO()
+        torch.save(safe, buffer)
+        atomic_write_bytes(path, buffer.getvalue())
 
     def load_checkpoint(
         self, path: Any, map_location: Any | None = None, weights_only: bool | None = None
@@ -253,28 +244,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             map_location=map_location if map_location is not None else "cpu",
             weights_only=True if weights_only is None else weights_only,
         )
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
