@@ -17,8 +17,8 @@ Example:
 from __future__ import annotations
 
 import difflib
+import io
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from medlearn._io import atomic_write_bytes
 from medlearn.errors import ConfigError, DataValidationError, require
 
 __all__ = ["gradcam", "overlay", "save_overlay_png"]
@@ -233,8 +234,8 @@ def save_overlay_png(
 ) -> Path:
     """Write :func:`overlay` of ``image`` and ``heatmap`` as a PNG, atomically.
 
-    The PNG is written to a temporary file in the target directory and then renamed, so
-    readers never see a partial file.
+    Written with :func:`medlearn._io.atomic_write_bytes` (temporary file in the same folder,
+    fsync, rename), so readers never see a partial file.
 
     Args:
         path: the PNG file to write; its directory is created if missing.
@@ -249,14 +250,6 @@ def save_overlay_png(
     rgb = overlay(image, heatmap, alpha=alpha, cmap=cmap)
     from matplotlib import image as mpimg
 
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            mpimg.imsave(fh, rgb, format="png")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    buffer = io.BytesIO()
+    mpimg.imsave(buffer, rgb, format="png")
+    return atomic_write_bytes(path, buffer.getvalue())
