@@ -708,9 +708,8 @@ def _init_from_bundle(net: nn.Module, source: str) -> None:
     from medlearn.bundle import read_manifest
 
     manifest = read_manifest(source)
-    state = torch.load(
-        Path(manifest["_dir"]) / manifest["weights"][0], map_location="cpu", weights_only=True
-    )
+    weights = Path(manifest["_dir"]) / manifest["weights"][0]
+    state = torch.load(weights, map_location="cpu", weights_only=True)
     own = net.state_dict()
     matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not matched:
