@@ -29,11 +29,20 @@ import medlearn
 from medlearn._io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from medlearn.bundle import find_bundle, read_manifest, write_manifest
 from medlearn.config import RunConfig, dump_config, load_config
-from medlearn.data import LoadedData, Record, check_no_leak, make_splits
+from medlearn.data import LoadedData, Record, make_splits
 from medlearn.errors import CheckpointError, ConfigError, DataNotFoundError, DataValidationError
 from medlearn.registry import DATASETS, LEARNERS, MODELS, READERS
 
-__all__ = ["RunResult", "evaluate", "load_data", "load_learner", "predict", "report", "train"]
+__all__ = [
+    "RunResult",
+    "evaluate",
+    "load_data",
+    "load_learner",
+    "predict",
+    "report",
+    "split_records",
+    "train",
+]
 
 log = logging.getLogger(__name__)
 Echo = Callable[[str], None]
@@ -131,6 +140,19 @@ def load_data(cfg: RunConfig) -> LoadedData:
             hint=f"Run `medlearn models list` for {spec.domain} models.",
         )
     return catalog.load(cfg.data.dataset)
+
+
+def split_records(cfg: RunConfig, data: LoadedData) -> dict[str, list[str]]:
+    """Record ids per split for ``cfg.data.split`` (patient-level; leaks raise)."""
+    s = cfg.data.split
+    return make_splits(
+        data.records,
+        method=s.method,
+        fractions=s.fractions,
+        seed=s.seed,
+        given=data.given_split,
+        group_by=s.group_by,
+    )
 
 
 def load_learner(bundle: str | Path) -> tuple[Any, dict[str, Any]]:
@@ -238,15 +260,7 @@ def train(
     echo(f"      {len(data.records)} records, classes: {', '.join(data.classes or [])}")
 
     split_cfg = cfg.data.split
-    splits = make_splits(
-        data.records,
-        method=split_cfg.method,
-        fractions=split_cfg.fractions,
-        seed=split_cfg.seed,
-        given=data.given_split,
-        group_by=split_cfg.group_by,
-    )
-    check_no_leak(splits, data.records, group_by=split_cfg.group_by)
+    splits = split_records(cfg, data)
     atomic_write_json(
         run_dir / "splits.json", {"method": split_cfg.method, "seed": split_cfg.seed, **splits}
     )
@@ -493,16 +507,7 @@ def evaluate(
     if data_path.suffix in (".yaml", ".yml"):
         other = load_config(data_path)
         loaded = load_data(other)
-        s = other.data.split
-        splits = make_splits(
-            loaded.records,
-            method=s.method,
-            fractions=s.fractions,
-            seed=s.seed,
-            given=loaded.given_split,
-            group_by=s.group_by,
-        )
-        ids = splits["test"]
+        ids = split_records(other, loaded)["test"]
         source = other.data.dataset or str(other.data.path)
     else:
         if not data_path.exists() and data_path.name in DATASETS:
