@@ -38,8 +38,8 @@ __all__ = [
     "validate_config",
 ]
 
-TaskKind = Literal["binary", "multiclass", "multilabel", "regression"]
-SplitMethod = Literal["given", "random", "stratified", "group"]
+TaskKind = Literal["binary", "multiclass", "multilabel", "regression", "segmentation", "survival"]
+SplitMethod = Literal["given", "random", "stratified", "group", "kfold"]
 
 
 class _Strict(BaseModel):
@@ -146,8 +146,14 @@ class EvaluationConfig(_Strict):
         metrics: registry names (``medlearn metrics list``); shown first in summaries.
         bootstrap: bootstrap resamples for the 95% CIs (0 disables CIs).
         subgroups: ``meta`` keys to break metrics down by.
-        threshold: how the decision threshold is chosen on validation data.
-        calibration: post-hoc calibration fitted on validation data.
+        threshold: how the decision threshold is chosen on validation data: ``youden``,
+            ``f1``, ``fixed`` (0.5), or the lowest/highest threshold reaching
+            ``threshold_target`` ``sensitivity`` / ``specificity``.
+        threshold_target: the sensitivity or specificity to reach (0-1).
+        calibration: post-hoc calibration fitted on validation data (``auto`` picks the
+            method with the lowest validation log-loss).
+        decision_curve: draw decision-curve analysis (net benefit) in the report.
+        horizons: survival tasks: times at which calibration and time-dependent AUC are shown.
         tta: test-time augmentation at prediction time.
         gallery: how many correct and incorrect test cases the report explains.
     """
@@ -167,19 +173,35 @@ class EvaluationConfig(_Strict):
     )
     bootstrap: int = Field(1000, ge=0)
     subgroups: list[str] = Field(default_factory=list)
-    threshold: Literal["youden", "f1", "fixed"] = "youden"
-    calibration: Literal["none", "temperature"] = "temperature"
+    threshold: Literal["youden", "f1", "fixed", "sensitivity", "specificity"] = "youden"
+    threshold_target: float | None = Field(None, gt=0, lt=1)
+    calibration: Literal["none", "temperature", "platt", "isotonic", "auto"] = "temperature"
+    decision_curve: bool = True
+    horizons: list[float] = Field(default_factory=list)
     tta: bool = False
     gallery: int = Field(8, ge=0)
 
+    @model_validator(mode="after")
+    def _target_for_threshold(self) -> EvaluationConfig:
+        if self.threshold in ("sensitivity", "specificity") and self.threshold_target is None:
+            raise ValueError(
+                f"threshold: {self.threshold} needs threshold_target (e.g. 0.9 for 90%)."
+            )
+        return self
+
 
 class RunConfig(_Strict):
-    """A whole run file."""
+    """A whole run file.
+
+    ``compare`` lists further models that ``medlearn compare`` trains on the same splits as
+    ``model`` and ranks with paired bootstrap CIs of the differences.
+    """
 
     name: str = "run"
     task: TaskKind = "binary"
     data: DataConfig
     model: ModelConfig
+    compare: list[ModelConfig] = Field(default_factory=list)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 

@@ -14,7 +14,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 import medlearn
-from medlearn._io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from medlearn._io import atomic_write_json, atomic_write_text
 from medlearn.bundle import find_bundle, read_manifest, write_manifest
 from medlearn.config import RunConfig, dump_config, load_config
 from medlearn.data import LoadedData, Record, make_splits
@@ -39,6 +38,7 @@ __all__ = [
     "load_data",
     "load_learner",
     "predict",
+    "predict_records",
     "report",
     "split_records",
     "train",
@@ -118,6 +118,16 @@ def _new_run_dir(cfg: RunConfig, out: str | Path | None) -> Path:
     return Path("runs") / cfg.name / f"{stamp}-{uuid.uuid4().hex[:6]}"
 
 
+def _reader_of(cfg: RunConfig) -> str:
+    meta = MODELS.meta(cfg.model.name)
+    return str(meta.get("reader") or _domain_of(cfg))
+
+
+def _reader_kwargs(reader: str, cfg: RunConfig) -> dict[str, Any]:
+    """Readers registered with ``run_config=True`` get the run file (target, task, options)."""
+    return {"cfg": cfg} if READERS.meta(reader).get("run_config") else {}
+
+
 def load_data(cfg: RunConfig) -> LoadedData:
     """Load the records named by ``cfg.data`` (a catalog dataset, or a user path)."""
     from medlearn import catalog
@@ -130,7 +140,8 @@ def load_data(cfg: RunConfig) -> LoadedData:
                 f"data.path {str(path)!r} does not exist.",
                 hint="Give a file or folder that exists, or a catalog name in data.dataset.",
             )
-        return READERS.get(domain)(path)
+        reader = _reader_of(cfg)
+        return READERS.get(reader)(path, **_reader_kwargs(reader, cfg))
     assert cfg.data.dataset is not None
     spec = DATASETS.get(cfg.data.dataset)
     if getattr(spec, "domain", domain) != domain:
@@ -139,7 +150,7 @@ def load_data(cfg: RunConfig) -> LoadedData:
             f"is a {domain} model.",
             hint=f"Run `medlearn models list` for {spec.domain} models.",
         )
-    return catalog.load(cfg.data.dataset)
+    return catalog.load(cfg.data.dataset, **_reader_kwargs(spec.reader, cfg))
 
 
 def split_records(cfg: RunConfig, data: LoadedData) -> dict[str, list[str]]:
@@ -165,50 +176,6 @@ def load_learner(bundle: str | Path) -> tuple[Any, dict[str, Any]]:
     return learner, manifest
 
 
-def _proba_frame(
-    records: Sequence[Record], split: str, proba: np.ndarray, raw: np.ndarray, labels: np.ndarray
-) -> pd.DataFrame:
-    frame = pd.DataFrame(
-        {
-            "id": [r["id"] for r in records],
-            "patient_id": [r["patient_id"] for r in records],
-            "split": split,
-            "target": [(-1 if r["target"] is None else int(r["target"])) for r in records],
-            "prediction": labels.astype(int),
-        }
-    )
-    for c in range(proba.shape[1]):
-        frame[f"prob_{c}"] = proba[:, c]
-    for c in range(raw.shape[1]):
-        frame[f"raw_prob_{c}"] = raw[:, c]
-    return frame
-
-
-def _labels(proba: np.ndarray, threshold: float | None) -> np.ndarray:
-    if proba.shape[1] == 2 and threshold is not None:
-        return (proba[:, 1] >= threshold).astype(int)
-    return proba.argmax(axis=1)
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _pick_gallery(frame: pd.DataFrame, n: int) -> list[int]:
-    """Row positions of up to ``n`` correct and ``n`` incorrect cases, most confident first."""
-    if n <= 0 or frame.empty:
-        return []
-    prob_cols = [c for c in frame.columns if c.startswith("prob_")]
-    conf = frame[prob_cols].to_numpy().max(axis=1)
-    correct = (frame["prediction"] == frame["target"]).to_numpy()
-    order = np.argsort(-conf, kind="stable")
-    right = [int(i) for i in order if correct[i]][:n]
-    wrong = [int(i) for i in order if not correct[i]][:n]
-    return right + wrong
-
-
 # --- train ------------------------------------------------------------------------------------
 
 
@@ -221,6 +188,10 @@ def train(
 ) -> RunResult:
     """Run the whole pipeline for one run file and write a run directory.
 
+    With ``data.split.method: kfold`` every fold is trained and scored (pooled out-of-fold
+    metrics under ``metrics.cv``, per fold under ``folds``), then the bundled model is
+    refitted on all records with a validation share for calibration and early stopping.
+
     Args:
         cfg: the validated run file.
         out: the run directory (default ``runs/<name>/<timestamp>-<id>``).
@@ -230,7 +201,7 @@ def train(
     Returns:
         The run directory and the metrics document (also in ``metrics.json``).
     """
-    from medlearn.evaluation import TemperatureScaler, choose_threshold
+    from medlearn.tasks import RunContext, handler_for
 
     if resume and out is None:
         raise ConfigError(
@@ -253,97 +224,72 @@ def train(
         "command": " ".join(sys.argv),
     }
     atomic_write_text(run_dir / "config.yaml", dump_config(cfg, provenance))
+    handler = handler_for(cfg.task)
+    learner_cls = LEARNERS.get(_learner_of(cfg))
 
-    domain = _domain_of(cfg)
     echo(f"[1/6] loading data ({cfg.data.dataset or cfg.data.path})")
     data = load_data(cfg)
-    echo(f"      {len(data.records)} records, classes: {', '.join(data.classes or [])}")
-
+    classes = ", ".join(data.classes or [])
+    echo(f"      {len(data.records)} records" + (f", classes: {classes}" if classes else ""))
     split_cfg = cfg.data.split
-    splits = split_records(cfg, data)
-    atomic_write_json(
-        run_dir / "splits.json", {"method": split_cfg.method, "seed": split_cfg.seed, **splits}
-    )
     by_id = data.by_id()
-    parts = {name: [by_id[i] for i in ids] for name, ids in splits.items()}
-    for name in ("train", "val", "test"):
-        if not parts.get(name):
-            raise DataValidationError(
-                f"The {name} split is empty ({len(data.records)} records in all).",
-                hint="Use more data or change data.split.fractions.",
-            )
-    echo(
-        "[2/6] split "
-        + ", ".join(f"{k} {len(v)}" for k, v in parts.items())
-        + f" ({split_cfg.method})"
-    )
 
-    learner = LEARNERS.get(domain).from_config(cfg, data)
-    echo(f"[3/6] training {cfg.model.name} (ensemble of {cfg.training.ensemble})")
+    cv: dict[str, Any] | None = None
+    if split_cfg.method == "kfold":
+        cv = _cross_validate(cfg, data, handler, learner_cls, run_dir, echo)
+        final = _refit_split(cfg, data)
+        atomic_write_json(
+            run_dir / "splits.json",
+            {"method": "kfold", "seed": split_cfg.seed, "folds": cv["splits"], "final": final},
+        )
+        parts = {name: [by_id[i] for i in ids] for name, ids in final.items()}
+        echo(
+            f"[2/6] refitting on all records: train {len(parts['train'])}, val {len(parts['val'])}"
+        )
+    else:
+        splits = split_records(cfg, data)
+        atomic_write_json(
+            run_dir / "splits.json", {"method": split_cfg.method, "seed": split_cfg.seed, **splits}
+        )
+        parts = {name: [by_id[i] for i in ids] for name, ids in splits.items()}
+        _check_parts(parts, len(data.records))
+        echo(
+            "[2/6] split "
+            + ", ".join(f"{k} {len(v)}" for k, v in parts.items())
+            + f" ({split_cfg.method})"
+        )
+
+    learner = learner_cls.from_config(cfg, data)
+    members = f" (ensemble of {cfg.training.ensemble})" if cfg.training.ensemble > 1 else ""
+    echo(f"[3/6] training {cfg.model.name}{members}")
     fit = learner.fit(parts["train"], parts["val"], work_dir=run_dir, resume=resume)
     atomic_write_json(run_dir / "history.json", fit.history)
 
-    echo("[4/6] predicting, calibrating on val, choosing the threshold on val")
-    t0 = time.perf_counter()
-    raw_logits = {
-        s: learner.predict_logits(parts[s], tta=cfg.evaluation.tta) for s in ("val", "test")
-    }
-    predict_seconds = time.perf_counter() - t0
-    y = {s: np.array([int(r["target"]) for r in parts[s]]) for s in ("val", "test")}
-    scaler = None
-    if cfg.evaluation.calibration == "temperature":
-        scaler = TemperatureScaler().fit(raw_logits["val"], y["val"])
-    proba = {
-        s: (scaler.transform(v) if scaler is not None else _softmax(v))
-        for s, v in raw_logits.items()
-    }
-    raw_proba = {s: _softmax(v) for s, v in raw_logits.items()}
-    threshold = None
-    if cfg.task == "binary":
-        threshold = float(
-            choose_threshold(y["val"], proba["val"][:, 1], method=cfg.evaluation.threshold)
-        )
-    frames = [
-        _proba_frame(parts[s], s, proba[s], raw_proba[s], _labels(proba[s], threshold))
-        for s in ("val", "test")
-    ]
-    predictions = pd.concat(frames, ignore_index=True)
-
-    echo("[5/6] evaluating with bootstrap CIs")
-    metrics_doc = _metrics_document(
-        cfg,
-        data,
-        parts,
-        proba,
-        y,
-        threshold,
-        scaler,
-        fit,
-        predict_seconds,
-        uncalibrated=raw_proba,
+    ctx = RunContext(
+        cfg=cfg, data=data, parts=parts, learner=learner, fit=fit, run_dir=run_dir, echo=echo
     )
+    outcome = handler.run(ctx)
+    predictions = outcome.predictions
+    metrics_doc = _metrics_document(cfg, parts, fit, outcome)
+    if cv is not None:
+        predictions = pd.concat([cv["predictions"], predictions], ignore_index=True)
+        metrics_doc["metrics"] = {"cv": cv["metrics"], **metrics_doc["metrics"]}
+        metrics_doc["folds"] = cv["folds"]
+        metrics_doc["n"]["cv"] = int((cv["predictions"]["split"] == "cv").sum())
     _write_predictions(run_dir, predictions)
     atomic_write_json(run_dir / "metrics.json", metrics_doc)
-
-    # Explanations for the report's gallery (test cases, correct and incorrect).
-    test_frame = predictions[predictions["split"] == "test"].reset_index(drop=True)
-    picks = _pick_gallery(test_frame, cfg.evaluation.gallery)
-    _save_gallery(run_dir, learner, parts["test"], test_frame, picks)
 
     echo("[6/6] writing bundle and report")
     bundle_dir = run_dir / "bundle"
     fields = learner.save(bundle_dir)
+    fields.setdefault("learner", _learner_of(cfg))
+    fields.update(outcome.manifest)
     fields.update(
         {
             "name": cfg.name,
             "task": cfg.task,
             "created": started,
-            "threshold": threshold,
-            "calibration": {
-                "method": cfg.evaluation.calibration,
-                "temperature": None if scaler is None else float(scaler.temperature_),
-            },
-            "metrics": {"test": metrics_doc["metrics"]["test"]},
+            "metrics": {k: v for k, v in metrics_doc["metrics"].items() if k in ("test", "cv")},
             "model_card": _model_card(cfg, data, parts, metrics_doc),
             "git_sha": provenance["git_sha"],
         }
@@ -353,51 +299,114 @@ def train(
     return RunResult(run_dir=run_dir, metrics=metrics_doc)
 
 
-def _metrics_document(
-    cfg: RunConfig,
-    data: LoadedData,
-    parts: dict[str, list[Record]],
-    proba: dict[str, np.ndarray],
-    y: dict[str, np.ndarray],
-    threshold: float | None,
-    scaler: Any,
-    fit: Any,
-    predict_seconds: float,
-    *,
-    uncalibrated: dict[str, np.ndarray] | None = None,
+def _learner_of(cfg: RunConfig) -> str:
+    meta = MODELS.meta(cfg.model.name)
+    return str(meta.get("learner") or _domain_of(cfg))
+
+
+def _check_parts(
+    parts: dict[str, list[Record]], n: int, names: Sequence[str] = ("train", "val", "test")
+) -> None:
+    for name in names:
+        if not parts.get(name):
+            raise DataValidationError(
+                f"The {name} split is empty ({n} records in all).",
+                hint="Use more data or change data.split.fractions.",
+            )
+
+
+def _cross_validate(
+    cfg: RunConfig, data: LoadedData, handler: Any, learner_cls: Any, run_dir: Path, echo: Echo
 ) -> dict[str, Any]:
-    from medlearn.evaluation import evaluate_predictions
+    """Train and score every fold; pool the out-of-fold test predictions."""
+    from medlearn.data import kfold_splits
+    from medlearn.tasks import RunContext
+
+    s = cfg.data.split
+    folds = kfold_splits(
+        data.records, folds=s.folds, val_fraction=s.fractions[1], seed=s.seed, group_by=s.group_by
+    )
+    by_id = data.by_id()
+    frames, per_fold = [], []
+    for k, split in enumerate(folds):
+        parts = {name: [by_id[i] for i in ids] for name, ids in split.items()}
+        _check_parts(parts, len(data.records))
+        echo(
+            f"[cv {k + 1}/{len(folds)}] train {len(parts['train'])}, val {len(parts['val'])}, "
+            f"test {len(parts['test'])}"
+        )
+        fold_dir = run_dir / "folds" / f"fold{k}"
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        learner = learner_cls.from_config(cfg, data)
+        fit = learner.fit(parts["train"], parts["val"], work_dir=fold_dir, resume=False)
+        ctx = RunContext(
+            cfg=cfg,
+            data=data,
+            parts=parts,
+            learner=learner,
+            fit=fit,
+            run_dir=fold_dir,
+            echo=lambda _line: None,
+        )
+        outcome = handler.run(ctx)
+        test = outcome.predictions[outcome.predictions["split"] == "test"].copy()
+        test["split"] = "cv"
+        test["fold"] = k
+        if "threshold" in outcome.manifest:
+            test["threshold"] = outcome.manifest["threshold"]
+        frames.append(test)
+        per_fold.append(
+            {
+                "fold": k,
+                "n_test": len(parts["test"]),
+                "fit_seconds": round(fit.fit_seconds, 3),
+                "test": outcome.metrics.get("test", {}),
+            }
+        )
+    pooled = pd.concat(frames, ignore_index=True)
+    return {
+        "predictions": pooled,
+        "metrics": handler.score(pooled, cfg),
+        "folds": per_fold,
+        "splits": folds,
+    }
+
+
+def _refit_split(cfg: RunConfig, data: LoadedData) -> dict[str, list[str]]:
+    """All records as train + val (the val share for calibration and early stopping)."""
+    s = cfg.data.split
+    val = s.fractions[1] or 0.15
+    parts = make_splits(
+        data.records,
+        method="stratified",
+        fractions=(1 - val, val, 0.0),
+        seed=s.seed,
+        group_by=s.group_by,
+    )
+    return {"train": parts["train"], "val": parts["val"], "test": []}
+
+
+def _metrics_document(
+    cfg: RunConfig, parts: dict[str, list[Record]], fit: Any, outcome: Any
+) -> dict[str, Any]:
     from medlearn.training import configure_threads
 
-    metrics: dict[str, Any] = {}
-    for split in ("test", "val"):
-        groups = np.array([r["patient_id"] for r in parts[split]])
-        metrics[split] = evaluate_predictions(
-            y[split],
-            proba[split],
-            task=cfg.task,
-            metrics=cfg.evaluation.metrics,
-            threshold=0.5 if threshold is None else threshold,
-            bootstrap=cfg.evaluation.bootstrap,
-            seed=cfg.training.seed,
-            groups=groups,
-        )
     doc: dict[str, Any] = {
         "task": cfg.task,
         "dataset": cfg.data.dataset or str(cfg.data.path),
         "model": cfg.model.name,
         "n": {k: len(v) for k, v in parts.items()},
-        "metrics": metrics,
-        "threshold": threshold,
-        "calibration": {
-            "method": cfg.evaluation.calibration,
-            "temperature": None if scaler is None else float(scaler.temperature_),
+        "metrics": outcome.metrics,
+        **outcome.doc,
+        "split": {
+            "method": cfg.data.split.method,
+            "seed": cfg.data.split.seed,
+            **({"folds": cfg.data.split.folds} if cfg.data.split.method == "kfold" else {}),
         },
-        "split": {"method": cfg.data.split.method, "seed": cfg.data.split.seed},
         "seed": cfg.training.seed,
         "timing": {
             "fit_seconds": round(fit.fit_seconds, 2),
-            "predict_seconds": round(predict_seconds, 3),
+            "predict_seconds": round(outcome.predict_seconds, 3),
             "device": "cpu",
             "threads": configure_threads(cfg.training.num_threads),
             "train_samples_per_second": (
@@ -406,19 +415,6 @@ def _metrics_document(
         },
         "training": {"epochs": fit.epochs, "stopped_by": fit.stopped_by, **fit.extra},
     }
-    if uncalibrated is not None and cfg.evaluation.calibration != "none":
-        from medlearn.evaluation import evaluate_predictions as ev
-
-        doc["uncalibrated"] = {
-            "test": ev(
-                y["test"],
-                uncalibrated["test"],
-                task=cfg.task,
-                metrics=[m for m in ("brier", "ece") if m in cfg.evaluation.metrics],
-                threshold=0.5,
-                bootstrap=0,
-            )
-        }
     return doc
 
 
@@ -426,26 +422,6 @@ def _write_predictions(run_dir: Path, frame: pd.DataFrame) -> None:
     tmp = run_dir / ".predictions.parquet.tmp"
     frame.to_parquet(tmp, index=False)
     os.replace(tmp, run_dir / "predictions.parquet")
-
-
-def _save_gallery(
-    run_dir: Path, learner: Any, records: Sequence[Record], frame: pd.DataFrame, picks: list[int]
-) -> None:
-    if not picks or not hasattr(learner, "explain"):
-        return
-    chosen = [records[i] for i in picks]
-    targets = [int(frame.loc[i, "prediction"]) for i in picks]
-    explanations = learner.explain(chosen, targets)
-    arrays: dict[str, np.ndarray] = {}
-    for k, exp in enumerate(explanations):
-        arrays[f"image_{k}"] = exp.image.astype(np.float32)
-        arrays[f"heatmap_{k}"] = exp.heatmap.astype(np.float32)
-    arrays["rows"] = np.array(picks)
-    import io
-
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic_write_bytes(run_dir / "gallery.npz", buf.getvalue())
 
 
 def _model_card(
@@ -498,7 +474,7 @@ def evaluate(
     ``data`` is a run file (its test split is used) or a path the domain reader understands
     (a source with an official split contributes its ``test`` split; otherwise all records).
     """
-    from medlearn.evaluation import evaluate_predictions
+    from medlearn.tasks import handler_for
 
     run_dir = Path(run_dir)
     learner, manifest = load_learner(run_dir)
@@ -510,74 +486,52 @@ def evaluate(
         ids = split_records(other, loaded)["test"]
         source = other.data.dataset or str(other.data.path)
     else:
+        kwargs = {}
+        reader = manifest.get("reader") or manifest["domain"]
+        if cfg is not None:
+            kwargs = _reader_kwargs(reader, cfg)
         if not data_path.exists() and data_path.name in DATASETS:
             from medlearn import catalog
 
-            loaded = catalog.load(str(data))
+            loaded = catalog.load(str(data), **kwargs)
         elif not data_path.exists():
             raise DataNotFoundError(
                 f"--data {str(data)!r} is neither a file, a folder nor a catalog dataset.",
                 hint="Pass a path, a run file, or a name from `medlearn data list`.",
             )
         else:
-            loaded = READERS.get(manifest["domain"])(data_path)
+            loaded = READERS.get(reader)(data_path, **kwargs)
         ids = (loaded.given_split or {}).get("test") or [r["id"] for r in loaded.records]
         source = str(data)
     by_id = loaded.by_id()
     records = [by_id[i] for i in ids]
-    if list(loaded.classes or manifest["classes"]) != list(manifest["classes"]):
+    if manifest.get("classes") and list(loaded.classes or manifest["classes"]) != list(
+        manifest["classes"]
+    ):
         raise DataValidationError(
             f"--data has classes {loaded.classes} but the model predicts {manifest['classes']}.",
             hint="Evaluate on data labelled with the same classes, in the same order.",
         )
     echo(f"evaluating {manifest.get('name')} on {len(records)} records from {source}")
-    t0 = time.perf_counter()
-    tta = bool(cfg.evaluation.tta) if cfg else False
-    logits = learner.predict_logits(records, tta=tta)
-    seconds = time.perf_counter() - t0
-    proba = _calibrated(logits, manifest)
-    threshold = manifest.get("threshold")
-    y = np.array([int(r["target"]) for r in records])
-    metric_names = cfg.evaluation.metrics if cfg else ["auroc", "accuracy"]
-    test = evaluate_predictions(
-        y,
-        proba,
-        task=manifest["task"],
-        metrics=metric_names,
-        threshold=0.5 if threshold is None else threshold,
-        bootstrap=cfg.evaluation.bootstrap if cfg else 1000,
-        groups=np.array([r["patient_id"] for r in records]),
-    )
     out_dir = (
         Path(out) if out else run_dir / "evaluations" / datetime.now().strftime("%Y%m%d-%H%M%S")
     )
     out_dir.mkdir(parents=True, exist_ok=True)
+    outcome = handler_for(manifest["task"]).evaluate(learner, manifest, cfg, records, out_dir)
     doc = {
         "task": manifest["task"],
         "dataset": source,
         "model": manifest["model"]["name"],
         "n": {"test": len(records)},
-        "metrics": {"test": test},
-        "threshold": threshold,
-        "calibration": manifest.get("calibration"),
-        "timing": {"predict_seconds": round(seconds, 3), "device": "cpu"},
+        "metrics": outcome.metrics,
+        **outcome.doc,
+        "timing": {"predict_seconds": round(outcome.predict_seconds, 3), "device": "cpu"},
         "bundle": str(find_bundle(run_dir)),
     }
     atomic_write_json(out_dir / "metrics.json", doc)
-    raw = _softmax(logits)
-    frame = _proba_frame(records, "test", proba, raw, _labels(proba, threshold))
-    _write_predictions(out_dir, frame)
-    _write_report(out_dir, doc, cfg, frame, manifest["classes"], threshold, history=[])
+    _write_predictions(out_dir, outcome.predictions)
+    _write_report(out_dir, doc, cfg, outcome.predictions, manifest, history=[])
     return RunResult(run_dir=out_dir, metrics=doc)
-
-
-def _calibrated(logits: np.ndarray, manifest: dict[str, Any]) -> np.ndarray:
-    from medlearn.evaluation import TemperatureScaler
-
-    cal = manifest.get("calibration") or {}
-    if cal.get("method") == "temperature" and cal.get("temperature"):
-        return TemperatureScaler.from_dict({"temperature": cal["temperature"]}).transform(logits)
-    return _softmax(logits)
 
 
 def _run_config(run_dir: Path) -> RunConfig | None:
@@ -596,6 +550,27 @@ def _run_config(run_dir: Path) -> RunConfig | None:
 # --- predict ----------------------------------------------------------------------------------
 
 
+def predict_records(
+    learner: Any,
+    manifest: dict[str, Any],
+    records: Sequence[Record],
+    *,
+    explain_dir: str | Path | None = None,
+) -> list[dict[str, Any]]:
+    """Predict already-read records with a loaded bundle (used by ``predict`` and the server).
+
+    Returns one JSON-ready dict per record, in order; ``explain_dir`` asks for explanations,
+    written as files there.
+    """
+    from medlearn.tasks import handler_for
+
+    if not records:
+        return []
+    return handler_for(manifest["task"]).predict(
+        learner, manifest, records, None if explain_dir is None else Path(explain_dir)
+    )
+
+
 def predict(
     bundle: str | Path,
     inputs: Sequence[str],
@@ -606,39 +581,15 @@ def predict(
     """Predict each input with a bundle; yield one JSON-ready dict per input.
 
     Bad inputs yield ``{"input": ..., "error": ...}``; nothing is skipped silently.
-    With ``explain``, a Grad-CAM overlay PNG is written per input into ``explain_dir``.
+    With ``explain``, explanations (e.g. a Grad-CAM overlay PNG per input) are written into
+    ``explain_dir`` (default ``explanations/``).
     """
     learner, manifest = load_learner(bundle)
     records, bad = learner.read_inputs(inputs)
     for b in bad:
         yield {"input": b.source, "error": b.message}
-    if not records:
-        return
-    logits = learner.predict_logits(records)
-    proba = _calibrated(logits, manifest)
-    threshold = manifest.get("threshold")
-    labels = _labels(proba, threshold)
-    classes = manifest["classes"]
-    explanations = learner.explain(records, [int(v) for v in labels]) if explain else []
-    out_dir = Path(explain_dir or "explanations")
-    for i, rec in enumerate(records):
-        row: dict[str, Any] = {
-            "input": rec["id"],
-            "prediction": classes[int(labels[i])],
-            "probabilities": {
-                c: round(float(p), 6) for c, p in zip(classes, proba[i], strict=True)
-            },
-            "threshold": threshold,
-            "model": manifest.get("name"),
-        }
-        if explain:
-            from medlearn.explain import save_overlay_png
-
-            out_dir.mkdir(parents=True, exist_ok=True)
-            png = out_dir / f"{Path(rec['id']).name}.gradcam.png"
-            save_overlay_png(png, explanations[i].image, explanations[i].heatmap)
-            row["explanation"] = str(png)
-        yield row
+    out_dir = Path(explain_dir or "explanations") if explain else None
+    yield from predict_records(learner, manifest, records, explain_dir=out_dir)
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -657,20 +608,10 @@ def report(run_dir: str | Path) -> Path:
     cfg = _run_config(run_dir)
     frame = pd.read_parquet(run_dir / "predictions.parquet")
     manifest = read_manifest(run_dir, verify=False) if (run_dir / "bundle").exists() else {}
-    classes = manifest.get("classes") or sorted({str(c) for c in frame["target"].unique()})
     history = []
     if (run_dir / "history.json").is_file():
         history = json.loads((run_dir / "history.json").read_text())
-    return _write_report(
-        run_dir,
-        doc,
-        cfg,
-        frame,
-        classes,
-        doc.get("threshold"),
-        history=history,
-        model_card=manifest.get("model_card"),
-    )
+    return _write_report(run_dir, doc, cfg, frame, manifest, history=history)
 
 
 def _write_report(
@@ -678,45 +619,26 @@ def _write_report(
     doc: dict[str, Any],
     cfg: RunConfig | None,
     frame: pd.DataFrame,
-    classes: list[str],
-    threshold: float | None,
+    manifest: dict[str, Any],
     *,
     history: list[dict[str, Any]],
-    model_card: dict[str, Any] | None = None,
 ) -> Path:
-    from medlearn.evaluation import GalleryItem, ReportInputs, write_report
+    from medlearn.evaluation import ReportInputs, write_report
+    from medlearn.tasks import handler_for
 
-    gallery = []
-    gallery_path = run_dir / "gallery.npz"
-    if gallery_path.is_file():
-        test = frame[frame["split"] == "test"].reset_index(drop=True)
-        with np.load(gallery_path, allow_pickle=False) as z:
-            rows = [int(r) for r in z["rows"]]
-            for k, row in enumerate(rows):
-                pred = int(test.loc[row, "prediction"])
-                target = int(test.loc[row, "target"])
-                gallery.append(
-                    GalleryItem(
-                        id=str(test.loc[row, "id"]),
-                        true_label=classes[target] if 0 <= target < len(classes) else "?",
-                        predicted_label=classes[pred],
-                        probability=float(test.loc[row, f"prob_{pred}"]),
-                        correct=pred == target,
-                        image=z[f"image_{k}"],
-                        heatmap=z[f"heatmap_{k}"],
-                    )
-                )
+    parts = handler_for(doc["task"]).report_sections(run_dir, doc, frame, cfg, manifest)
     inputs = ReportInputs(
         title=f"medlearn report — {doc.get('model')} on {doc.get('dataset')}",
         metrics_doc=doc,
         config=json.loads(cfg.model_dump_json()) if cfg else {},
         predictions=frame,
-        classes=list(classes),
-        threshold=threshold,
+        classes=list(parts.classes),
+        threshold=doc.get("threshold"),
         history=history,
-        gallery=gallery,
-        model_card=model_card or {},
-        notes=[],
+        gallery=parts.gallery,
+        model_card=manifest.get("model_card") or {},
+        notes=parts.notes,
+        sections=parts.sections,
     )
     path = run_dir / "report.html"
     write_report(path, inputs)

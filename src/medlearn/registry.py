@@ -35,13 +35,14 @@ __all__ = [
     "MODELS",
     "READERS",
     "Registry",
+    "TASKS",
     "TRANSFORMS",
 ]
 
 T = TypeVar("T")
 
 #: Built-in domain modules; importing one registers its components.
-BUILTIN_PLUGINS: tuple[str, ...] = ("medlearn.imaging",)
+BUILTIN_PLUGINS: tuple[str, ...] = ("medlearn.imaging", "medlearn.clinical")
 
 
 @dataclass(frozen=True)
@@ -188,3 +189,8 @@ READERS: Registry[Callable[..., Any]] = Registry("reader")
 TRANSFORMS: Registry[Callable[..., Any]] = Registry("transform")
 #: Per-domain learners (classes implementing :class:`medlearn.training.Learner`).
 LEARNERS: Registry[Any] = Registry("learner")
+#: Task handlers (classes implementing :class:`medlearn.tasks.TaskHandler`) by task kind:
+#: everything after ``fit`` (predict, calibrate, score, report, predict rows) for that kind.
+TASKS: Registry[Any] = Registry(
+    "task", plugins=("medlearn.tasks.classification", *BUILTIN_PLUGINS)
+)

@@ -35,7 +35,14 @@ from medlearn.registry import Registry
 if TYPE_CHECKING:
     from medlearn.data._records import Record
 
-__all__ = ["SPLITTERS", "SPLIT_NAMES", "Splitter", "check_no_leak", "make_splits"]
+__all__ = [
+    "SPLITTERS",
+    "SPLIT_NAMES",
+    "Splitter",
+    "check_no_leak",
+    "kfold_splits",
+    "make_splits",
+]
 
 #: The split names every method returns, in this order.
 SPLIT_NAMES: tuple[str, str, str] = ("train", "val", "test")
@@ -528,3 +535,64 @@ def given_split(
         for name, piece in zip(carve, pieces[1:], strict=True):
             parts[name] = piece
     return parts
+
+
+def kfold_splits(
+    records: Sequence[Record],
+    *,
+    folds: int = 5,
+    val_fraction: float = 0.15,
+    seed: int = 0,
+    group_by: str | None = None,
+) -> list[dict[str, list[str]]]:
+    """Patient-level, label-stratified k-fold cross-validation.
+
+    Whole patients (and ``group_by`` groups) are assigned to ``folds`` folds, balancing every
+    class across folds (integer targets; otherwise record counts). Fold ``k`` is the test set
+    of split ``k``; the other folds are divided into train and val (``val_fraction`` of them,
+    also stratified and patient-level).
+
+    Returns:
+        ``folds`` dicts ``{"train", "val", "test"}`` of record ids; each record is in exactly
+        one ``test`` list across folds. Every dict is checked with :func:`check_no_leak`.
+
+    Raises:
+        ConfigError: for ``folds < 2`` or a ``val_fraction`` outside [0, 1).
+        DataValidationError: when there are fewer patients (groups) than folds.
+    """
+    if folds < 2:
+        raise ConfigError(f"kfold needs at least 2 folds. Got {folds}.")
+    if not 0 <= val_fraction < 1:
+        raise ConfigError(f"The validation fraction must be in [0, 1). Got {val_fraction}.")
+    ids = _check_ids(records)
+    groups = _components(records, group_by)
+    if len(set(groups)) < folds:
+        raise DataValidationError(
+            f"{folds}-fold cross-validation needs at least {folds} patients; "
+            f"the data has {len(set(groups))}.",
+            hint="Lower data.split.folds or add data.",
+        )
+    positions = list(range(len(records)))
+    labels = _labels(records, positions)
+    fold_of = _assign(groups, labels, [1.0 / folds] * folds, seed)
+    out = []
+    for k in range(folds):
+        test = [p for p in positions if fold_of[p] == k]
+        rest = [p for p in positions if fold_of[p] != k]
+        rest_labels = None if labels is None else [labels[p] for p in rest]
+        if val_fraction > 0:
+            train, val = _split_positions(
+                rest, groups, rest_labels, [1 - val_fraction, val_fraction], seed + k + 1
+            )
+        else:
+            train, val = rest, []
+        split = {
+            "train": [ids[p] for p in sorted(train)],
+            "val": [ids[p] for p in sorted(val)],
+            "test": [ids[p] for p in sorted(test)],
+        }
+        check_no_leak(split, records)
+        if group_by:
+            check_no_leak(split, records, group_by=group_by)
+        out.append(split)
+    return out

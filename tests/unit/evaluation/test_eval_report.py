@@ -164,11 +164,25 @@ def test_confusion_matrix_uses_the_threshold():
 
 
 def test_minimal_inputs_still_build():
-    html = build_report(ReportInputs(title="empty", metrics_doc={}))
+    html = build_report(ReportInputs(title="empty", metrics_doc={"task": "binary"}))
     for heading in HEADINGS:
         assert f"<h2>{heading}</h2>" in html
     assert "No labelled test predictions are available." in html
     assert "No training history was recorded" in html
+
+
+def test_non_classification_report_has_task_sections_instead_of_roc():
+    inputs = ReportInputs(
+        title="survival",
+        metrics_doc={"task": "survival", "metrics": {"test": {"c_index": {"value": 0.7}}}},
+        sections=[("km", "Kaplan-Meier curves", "<p>KM body</p>")],
+    )
+    html = build_report(inputs)
+    assert "<h2>Kaplan-Meier curves</h2>" in html and "<p>KM body</p>" in html
+    assert '<a href="#km">' in html
+    assert "ROC and precision-recall curves" not in html
+    assert html.index("<h2>Summary</h2>") < html.index("<h2>Kaplan-Meier curves</h2>")
+    assert html.index("<h2>Kaplan-Meier curves</h2>") < html.index("<h2>Model card</h2>")
 
 
 def test_write_report_is_atomic(tmp_path, monkeypatch):
