@@ -1,0 +1,1 @@
+"""Survival analysis: readers, Cox / random survival forest / DeepSurv learners, the task."""

@@ -1,0 +1,1 @@
+"""Tabular clinical data: reader, schema, preprocessing, classical models and the learner."""
