@@ -556,18 +556,23 @@ def predict_records(
     records: Sequence[Record],
     *,
     explain_dir: str | Path | None = None,
+    output_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Predict already-read records with a loaded bundle (used by ``predict`` and the server).
 
     Returns one JSON-ready dict per record, in order; ``explain_dir`` asks for explanations,
-    written as files there.
+    written as files there; ``output_dir`` is where file outputs go (segmentation masks).
     """
     from medlearn.tasks import handler_for
 
     if not records:
         return []
     return handler_for(manifest["task"]).predict(
-        learner, manifest, records, None if explain_dir is None else Path(explain_dir)
+        learner,
+        manifest,
+        records,
+        explain_dir=None if explain_dir is None else Path(explain_dir),
+        output_dir=None if output_dir is None else Path(output_dir),
     )
 
 
@@ -577,6 +582,7 @@ def predict(
     *,
     explain: bool = False,
     explain_dir: str | Path | None = None,
+    output_dir: str | Path | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Predict each input with a bundle; yield one JSON-ready dict per input.
 
@@ -589,7 +595,9 @@ def predict(
     for b in bad:
         yield {"input": b.source, "error": b.message}
     out_dir = Path(explain_dir or "explanations") if explain else None
-    yield from predict_records(learner, manifest, records, explain_dir=out_dir)
+    yield from predict_records(
+        learner, manifest, records, explain_dir=out_dir, output_dir=output_dir
+    )
 
 
 # --- report -----------------------------------------------------------------------------------

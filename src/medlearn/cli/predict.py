@@ -16,7 +16,8 @@ def predict_cmd(
         ..., help="A bundle directory, or a run directory holding bundle/."
     ),
     inputs: list[str] = typer.Argument(
-        ..., help="Image files or folders (PNG, JPEG, TIFF, DICOM, NIfTI)."
+        ...,
+        help="Inputs: image files or folders (PNG, JPEG, TIFF, DICOM, NIfTI), CSV/Parquet tables.",
     ),
     explain: bool = typer.Option(
         False, "--explain", help="Write a Grad-CAM overlay PNG per input."
@@ -24,13 +25,20 @@ def predict_cmd(
     explain_dir: Path = typer.Option(
         Path("explanations"), "--explain-dir", help="Where --explain writes its PNGs."
     ),
+    out_dir: Path = typer.Option(
+        Path("predictions"),
+        "--out-dir",
+        help="Where file outputs go (e.g. segmentation masks as NIfTI).",
+    ),
 ) -> None:
     """Predict every input. Bad inputs get an error line; the exit code is 1 if any was bad."""
     from medlearn.pipeline import predict
 
     n_bad = 0
     n = 0
-    for row in predict(bundle, inputs, explain=explain, explain_dir=explain_dir):
+    for row in predict(
+        bundle, inputs, explain=explain, explain_dir=explain_dir, output_dir=out_dir
+    ):
         n += 1
         if "error" in row:
             n_bad += 1

@@ -25,9 +25,12 @@ A handler is a class with a no-argument constructor and four methods:
   ``run``; used for pooled out-of-fold metrics in cross-validation (``metrics.cv``).
 * ``evaluate(learner, manifest, cfg, records, out_dir) -> TaskOutcome`` — score a bundle on
   new labelled records (``medlearn evaluate``), post-processing taken from the manifest.
-* ``predict(learner, manifest, records, explain_dir) -> list[dict]`` — one JSON-ready
-  dict per record (``medlearn predict`` and the server); ``explain_dir`` not None asks for
-  explanations, written as files there.
+* ``predict(learner, manifest, records, explain_dir=None, output_dir=None) -> list[dict]`` —
+  one JSON-ready dict per record (``medlearn predict`` and the server); ``explain_dir`` not
+  None asks for explanations, written as files there; ``output_dir`` receives file outputs
+  (e.g. a predicted mask as NIfTI with the input's affine) whose paths go in the rows.
+* ``run`` must cope with an empty ``ctx.parts["test"]``: the refit after cross-validation
+  has only train and val.
 * ``report_sections(run_dir, doc, frame, cfg, manifest) -> ReportParts`` — what the task adds
   to ``report.html`` (the pipeline supplies summary, training curves and model card).
 
@@ -139,6 +142,7 @@ class TaskHandler(Protocol):
         manifest: dict[str, Any],
         records: Sequence[Record],
         explain_dir: Path | None = None,
+        output_dir: Path | None = None,
     ) -> list[dict[str, Any]]: ...
 
     def report_sections(

@@ -261,6 +261,7 @@ class ClassificationTask:
         manifest: dict[str, Any],
         records: Sequence[Record],
         explain_dir: Path | None = None,
+        output_dir: Path | None = None,
     ) -> list[dict[str, Any]]:
         logits = learner.predict_logits(records)
         proba = calibrate(logits, manifest.get("calibration"))
