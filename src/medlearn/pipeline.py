@@ -294,6 +294,10 @@ def train(
             "git_sha": provenance["git_sha"],
         }
     )
+    from medlearn.evaluation.drift import REFERENCE_FILE, build_reference
+
+    atomic_write_json(bundle_dir / REFERENCE_FILE, build_reference(learner, parts["train"]))
+    fields["drift_reference"] = REFERENCE_FILE
     write_manifest(bundle_dir, fields)
     report(run_dir)
     return RunResult(run_dir=run_dir, metrics=metrics_doc)
@@ -332,7 +336,7 @@ def _cross_validate(
         parts = {name: [by_id[i] for i in ids] for name, ids in split.items()}
         _check_parts(parts, len(data.records))
         echo(
-            f"[cv {k + 1}/{len(folds)}] train {len(parts['train'])}, val {len(parts['val'])}, "
+            f"fold {k + 1}/{len(folds)}: train {len(parts['train'])}, val {len(parts['val'])}, "
             f"test {len(parts['test'])}"
         )
         fold_dir = run_dir / "folds" / f"fold{k}"
@@ -427,7 +431,8 @@ def _write_predictions(run_dir: Path, frame: pd.DataFrame) -> None:
 def _model_card(
     cfg: RunConfig, data: LoadedData, parts: dict[str, list[Record]], doc: dict[str, Any]
 ) -> dict[str, Any]:
-    test = doc["metrics"]["test"]
+    scope = "test" if "test" in doc["metrics"] else "cv"
+    test = doc["metrics"].get(scope, {})
     summary = {
         k: f"{v['value']:.3f}"
         + (f" (95% CI {v['ci95'][0]:.3f}–{v['ci95'][1]:.3f})" if v.get("ci95") else "")
@@ -452,6 +457,11 @@ def _model_card(
             "seed": cfg.training.seed,
         },
         "test_metrics": summary,
+        "metrics_scope": (
+            "held-out test split"
+            if scope == "test"
+            else f"pooled out-of-fold predictions of {cfg.data.split.folds}-fold cross-validation"
+        ),
         "limitations": [
             "Performance is measured on the test split named above only; expect lower "
             "performance on other sites, scanners, populations and acquisition protocols.",
