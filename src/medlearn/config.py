@@ -53,12 +53,17 @@ class SplitConfig(_Strict):
     the source lacks, e.g. no ``val``); the others split patients with ``fractions``
     (train, val, test) under ``seed``. ``group`` keeps every value of the record ``meta`` key
     ``group_by`` (e.g. a hospital) on one side; the others group by ``patient_id``.
+    ``kfold`` is patient-level, label-stratified cross-validation: each of ``folds`` folds is
+    the test set once and a ``fractions[1]`` share of the rest is validation; pooled
+    out-of-fold metrics go under ``metrics.cv`` and the bundled model is refitted on all
+    records (with the same validation share for calibration and early stopping).
     """
 
     method: SplitMethod = "given"
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     seed: int = 0
     group_by: str | None = None
+    folds: int = Field(5, ge=2)
 
     @field_validator("fractions")
     @classmethod
