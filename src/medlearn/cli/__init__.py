@@ -20,6 +20,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = any(a in ("-v", "--verbose") for a in args)
     args = [a for a in args if a not in ("-v", "--verbose")]
+    if args[:1] == ["train"] and any(a in ("--help", "-h") for a in args):
+        _expand_train_help(app)
     try:
         app(args=args, prog_name="medlearn", standalone_mode=True)
     except SystemExit as exc:  # typer exits on success, usage errors (2) and typer.Exit
@@ -36,6 +38,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         console_err.print("interrupted; resume training with --resume --out RUN_DIR")
         return 130
     return 0
+
+
+def _expand_train_help(app: object) -> None:
+    """List every model and dataset in ``medlearn train --help``.
+
+    Listing them imports every domain plugin (torch, Lightning, MONAI, lifelines ...), which
+    takes seconds, so the full text is put in only when help is asked for.
+    """
+    from medlearn.cli.train import full_help
+
+    for info in getattr(app, "registered_commands", []):
+        if info.name == "train":
+            info.help = full_help()
 
 
 def _entry() -> None:  # console-script entry point

@@ -10,17 +10,21 @@ from medlearn.cli._app import app, console
 from medlearn.cli._summary import print_summary
 from medlearn.registry import DATASETS, MODELS
 
+_HELP = (
+    "Train a model from a run file and write a run directory (config, splits, "
+    "checkpoints, bundle, predictions, metrics.json, report.html)."
+)
 
-def _help() -> str:
+
+def full_help() -> str:
+    """The help text with every registered model and dataset (loads the domain plugins, so
+    it is computed only when ``--help`` is asked for; see ``medlearn.cli.main``)."""
     return (
-        "Train a model from a run file and write a run directory (config, splits, "
-        "checkpoints, bundle, predictions, metrics.json, report.html).\n\n"
-        f"Models: {', '.join(MODELS.list())}.\n\n"
-        f"Datasets: {', '.join(DATASETS.list())}."
+        f"{_HELP}\n\nModels: {', '.join(MODELS.list())}.\n\nDatasets: {', '.join(DATASETS.list())}."
     )
 
 
-@app.command("train", help=_help())
+@app.command("train", help=_HELP)
 def train_cmd(
     runfile: Path = typer.Argument(
         ..., help="YAML run file, e.g. examples/imaging/pneumoniamnist.yaml"
