@@ -18,7 +18,20 @@ from medlearn.evaluation._bootstrap import (
     paired_bootstrap_diff,
     subgroup_metrics,
 )
-from medlearn.evaluation.calibration import TemperatureScaler, reliability_curve, softmax
+from medlearn.evaluation.calibration import (
+    CALIBRATION_METHODS,
+    IsotonicCalibrator,
+    PlattScaler,
+    TemperatureScaler,
+    apply_calibration,
+    calibration_candidates,
+    choose_calibration,
+    fit_calibrator,
+    log_loss,
+    reliability_curve,
+    softmax,
+)
+from medlearn.evaluation.decision_curve import decision_curve, net_benefit, useful_ranges
 from medlearn.evaluation.metrics import (
     accuracy,
     auprc,
@@ -34,23 +47,34 @@ from medlearn.evaluation.metrics import (
     specificity,
 )
 from medlearn.evaluation.report import GalleryItem, ReportInputs, build_report, write_report
+from medlearn.evaluation.subgroups import subgroup_analysis, subgroup_labels
 from medlearn.evaluation.threshold import choose_threshold
 
 __all__ = [
+    "CALIBRATION_METHODS",
     "GalleryItem",
+    "IsotonicCalibrator",
+    "PlattScaler",
     "ReportInputs",
     "TemperatureScaler",
     "accuracy",
+    "apply_calibration",
     "auprc",
     "auroc",
     "balanced_accuracy",
     "brier",
     "build_report",
+    "calibration_candidates",
+    "choose_calibration",
     "choose_threshold",
+    "decision_curve",
     "ece",
     "evaluate_predictions",
     "f1",
+    "fit_calibrator",
+    "log_loss",
     "mae",
+    "net_benefit",
     "paired_bootstrap_diff",
     "r2",
     "reliability_curve",
@@ -58,6 +82,9 @@ __all__ = [
     "sensitivity",
     "softmax",
     "specificity",
+    "subgroup_analysis",
+    "subgroup_labels",
     "subgroup_metrics",
+    "useful_ranges",
     "write_report",
 ]

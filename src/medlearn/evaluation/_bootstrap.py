@@ -8,6 +8,11 @@ its group's count. All metrics share the same resamples; a resample on which a m
 undefined (e.g. no positive row for AUROC) is dropped for that metric only. The interval is the
 percentile interval (2.5th and 97.5th percentiles). If fewer than half of the resamples give a
 defined value, the interval is reported as ``None`` rather than resting on a biased subset.
+
+ECE is biased upwards by resampling (duplicated rows make every bin look more miscalibrated),
+so its percentile interval can lie entirely above the point estimate. For ECE the interval is
+*median-bias-corrected*: the percentile interval shifted by ``median(ECE*) - ECE``, the
+bootstrap estimate of the bias, and clipped at 0. It always contains the point estimate.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ Task = Literal["binary", "multiclass", "regression"]
 _MAX_CELLS = 2_000_000
 #: A CI needs at least this fraction of resamples on which the metric is defined.
 _MIN_VALID_FRACTION = 0.5
+#: Metrics whose bootstrap interval is median-bias-corrected (see the module docstring).
+BIAS_CORRECTED = frozenset({"ece"})
 
 
 @dataclass
@@ -196,11 +203,17 @@ def _jsonable(x: float) -> float | None:
     return None if not np.isfinite(x) else round(float(x), 6)
 
 
-def _interval(values: np.ndarray) -> list[float] | None:
+def _interval(
+    values: np.ndarray, point: float | None = None, *, bias_corrected: bool = False
+) -> list[float] | None:
+    """Percentile 95% interval of bootstrap ``values``; shifted by the median bias on request."""
     valid = values[np.isfinite(values)]
     if values.size == 0 or valid.size < _MIN_VALID_FRACTION * values.size:
         return None
     lo, hi = np.percentile(valid, [2.5, 97.5])
+    if bias_corrected and point is not None and np.isfinite(point):
+        shift = float(np.median(valid)) - float(point)
+        lo, hi = max(0.0, lo - shift), max(0.0, hi - shift)
     return [round(float(lo), 6), round(float(hi), 6)]
 
 
@@ -272,7 +285,15 @@ def evaluate_predictions(
                 boots[m.name].append(_evaluate_on(m, prep, W))
     result: dict[str, dict[str, Any]] = {}
     for m in resolved:
-        ci = _interval(np.concatenate(boots[m.name])) if boots[m.name] else None
+        ci = (
+            _interval(
+                np.concatenate(boots[m.name]),
+                points[m.name],
+                bias_corrected=m.name in BIAS_CORRECTED,
+            )
+            if boots[m.name]
+            else None
+        )
         value = _jsonable(points[m.name])
         result[m.name] = {"value": value, "ci95": ci if value is not None else None}
     return result

@@ -20,7 +20,15 @@ from medlearn.evaluation.metrics import ECE_BINS, auprc, auroc, ece
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["gallery_png", "reliability_png", "roc_pr_pngs", "training_png"]
+__all__ = [
+    "calibration_methods_png",
+    "decision_curve_png",
+    "gallery_png",
+    "importance_png",
+    "reliability_png",
+    "roc_pr_pngs",
+    "training_png",
+]
 
 PALETTE = (
     "#2563eb",
@@ -290,4 +298,104 @@ def training_png(
         ax.set_xlabel("epoch")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7.5, frameon=False)
+    return _png(fig)
+
+
+def calibration_methods_png(y: np.ndarray, probas: Sequence[tuple[str, np.ndarray]]) -> str:
+    """Reliability curves of several calibration methods on one set of labels.
+
+    Args:
+        y: class indices ``(N,)``.
+        probas: ``(label, proba (N, C))`` per method (label includes e.g. the ECE).
+    """
+    fig = _new_figure(5.2, 4.2)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot([0, 1], [0, 1], color=_GREY, ls="--", lw=1, label="perfect calibration")
+    binary = True
+    for k, (label, proba) in enumerate(probas):
+        binary = proba.shape[1] == 2
+        conf, outcome = _confidence(y, proba)
+        mean_p, frac, _ = reliability_curve(outcome, np.clip(conf, 0.0, 1.0), n_bins=ECE_BINS)
+        ax.plot(
+            mean_p,
+            frac,
+            marker="os^dv"[k % 5],
+            ms=3.5,
+            lw=1.4,
+            color=PALETTE[k % len(PALETTE)],
+            label=f"{label} (ECE {_ece_of(y, proba):.3f})",
+        )
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+        xlabel="Predicted probability" if binary else "Top-label confidence",
+        ylabel="Observed fraction positive" if binary else "Observed accuracy",
+    )
+    ax.legend(fontsize=7.5, loc="upper left", frameon=False)
+    ax.set_title("Reliability by calibration method", fontsize=10.5, color=_INK)
+    _style(ax)
+    return _png(fig)
+
+
+def decision_curve_png(curve: Mapping[str, Any]) -> str:
+    """Net benefit of the model, treat-all and treat-none against the threshold probability.
+
+    Args:
+        curve: the output of :func:`medlearn.evaluation.decision_curve.decision_curve`.
+    """
+    t = np.asarray(curve["thresholds"], dtype=float)
+    model = np.asarray(curve["model"], dtype=float)
+    treat_all = np.asarray(curve["treat_all"], dtype=float)
+    fig = _new_figure(5.6, 3.9)
+    ax = fig.add_subplot(1, 1, 1)
+    for lo, hi in curve.get("useful_ranges") or []:
+        ax.axvspan(lo, hi, color="#dcfce7", lw=0)
+    ax.plot(t, model, color=PALETTE[0], lw=1.8, label="model")
+    ax.plot(t, treat_all, color=PALETTE[3], lw=1.2, ls="-.", label="treat all")
+    ax.axhline(0.0, color=_INK, lw=1.0, ls=":", label="treat none")
+    prevalence = float(curve.get("prevalence") or 0.0)
+    top = max(prevalence, float(np.nanmax(model)) if model.size else 0.0, 0.01)
+    ax.set(
+        xlim=(0, 1),
+        ylim=(-0.25 * top, 1.1 * top),
+        xlabel="Threshold probability",
+        ylabel="Net benefit",
+    )
+    ax.legend(fontsize=7.5, loc="upper right", frameon=False)
+    ax.set_title("Decision curve (green: model useful)", fontsize=10.5, color=_INK)
+    _style(ax)
+    return _png(fig)
+
+
+def importance_png(
+    features: Sequence[str],
+    values: Sequence[float],
+    *,
+    errors: Sequence[float] | None = None,
+    xlabel: str = "importance",
+    top: int = 20,
+) -> str:
+    """Horizontal bar chart of the ``top`` features by value (largest at the top).
+
+    Args:
+        features: feature names.
+        values: one importance per feature.
+        errors: optional error bars (e.g. permutation standard deviations).
+        xlabel: the x-axis label.
+        top: how many features to draw.
+    """
+    vals = np.asarray(values, dtype=float)
+    order = np.argsort(-np.nan_to_num(vals, nan=-np.inf), kind="stable")[:top][::-1]
+    names = [str(features[i]) for i in order]
+    height = 0.9 + 0.24 * len(order)
+    width_left = min(2.6, 0.35 + 0.065 * max((len(n) for n in names), default=4))
+    fig = _new_figure(5.6, height, left=width_left, bottom=0.45, top=0.3)
+    ax = fig.add_subplot(1, 1, 1)
+    err = None if errors is None else np.asarray(errors, dtype=float)[order]
+    ax.barh(np.arange(len(order)), vals[order], xerr=err, color=PALETTE[0], alpha=0.85)
+    ax.set_yticks(np.arange(len(order)), names)
+    ax.set_xlabel(xlabel)
+    _style(ax)
+    ax.grid(True, axis="x", color="#e5e7eb", linewidth=0.8)
+    ax.grid(False, axis="y")
     return _png(fig)

@@ -1,9 +1,26 @@
-"""Post-hoc calibration (temperature scaling) and reliability curves.
+"""Post-hoc calibration (temperature, Platt, isotonic) and reliability curves.
 
-Temperature scaling (Guo et al., 2017) divides a classifier's logits by one scalar ``T``
-fitted on validation data by minimising the negative log-likelihood. It changes confidence but
-never the ranking of classes, so accuracy and AUROC are unchanged. When only probabilities are
-available, their logarithms are valid logits (``softmax(log p) == p``).
+Every calibrator is fitted on *validation* logits and stored as a JSON state (no pickle):
+
+- **temperature** (Guo et al., 2017) divides the logits by one scalar ``T`` fitted by
+  minimising the negative log-likelihood. It never changes the ranking of classes, so
+  accuracy and AUROC are unchanged.
+- **platt** (Platt, 1999). Binary: a logistic regression ``sigmoid(a * z + b)`` on the
+  log-odds ``z = logit_1 - logit_0`` of the positive class, fitted with Platt's smoothed
+  targets ``(N+ + 1) / (N+ + 2)`` and ``1 / (N- + 2)`` so it stays finite on separable data.
+  Multiclass: *vector scaling* (Guo et al., 2017), ``softmax(a * z + b)`` with one slope and
+  one intercept per class, fitted by minimising the NLL with a small ridge penalty
+  (``1e-3``) pulling ``a`` towards 1 and ``b`` towards 0.
+- **isotonic** (Zadrozny & Elkan, 2002). Binary: a monotone step function of the
+  positive-class probability (scikit-learn's ``IsotonicRegression``; interpolated linearly
+  between its knots, clipped outside). Multiclass: one-vs-rest isotonic maps of each class
+  probability, then each row is renormalised to sum to 1. Its flexibility overfits small
+  validation sets, which is why ``auto`` chooses by cross-fitted log-loss.
+
+:func:`fit_calibrator` fits any of them (or ``auto``: the lowest 5-fold cross-fitted
+validation log-loss, then refitted on all validation rows) and returns the state;
+:func:`apply_calibration` maps logits to calibrated probabilities with a state. When only
+probabilities are available, their logarithms are valid logits (``softmax(log p) == p``).
 
 Example:
     >>> rng = np.random.default_rng(0)
@@ -22,7 +39,22 @@ import numpy as np
 from medlearn.errors import ConfigError, DataValidationError, NotFittedError
 from medlearn.evaluation.metrics import _bin_index, _check_labels
 
-__all__ = ["TemperatureScaler", "reliability_curve", "softmax"]
+__all__ = [
+    "CALIBRATION_METHODS",
+    "IsotonicCalibrator",
+    "PlattScaler",
+    "TemperatureScaler",
+    "apply_calibration",
+    "calibration_candidates",
+    "choose_calibration",
+    "fit_calibrator",
+    "log_loss",
+    "reliability_curve",
+    "softmax",
+]
+
+#: The calibration methods :func:`fit_calibrator` knows (``auto`` chooses among the others).
+CALIBRATION_METHODS = ("none", "temperature", "platt", "isotonic")
 
 
 def softmax(logits: Any, axis: int = -1) -> np.ndarray:
@@ -259,3 +291,419 @@ def reliability_curve(
     sum_y = np.bincount(bins, weights=y.astype(np.float64), minlength=n_bins)
     keep = counts > 0
     return sum_p[keep] / counts[keep], sum_y[keep] / counts[keep], counts[keep]
+
+
+# -- Platt scaling and vector scaling ---------------------------------------------------------
+def _fit_inputs(logits: Any, y: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validated ``(N, C)`` logits and int labels for a calibrator's ``fit``."""
+    z = _as_logits(logits)
+    y_arr = np.asarray(y)
+    if y_arr.ndim != 1 or y_arr.shape[0] != z.shape[0]:
+        raise DataValidationError(
+            f"logits have {z.shape[0]} rows but y has shape {y_arr.shape}; expected "
+            f"({z.shape[0]},)."
+        )
+    if z.shape[0] == 0:
+        raise DataValidationError(f"Cannot fit a {name} on 0 rows.")
+    return z, _check_labels(y_arr, "y", z.shape[1])
+
+
+def _finite_list(value: Any, length: int, what: str) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float64) if isinstance(value, list) else None
+    if arr is None or arr.shape != (length,) or not np.all(np.isfinite(arr)):
+        raise ConfigError(
+            f"{what} in a calibration state must be a list of {length} finite numbers. "
+            f"Got {value!r}."
+        )
+    return arr
+
+
+def _state_classes(state: dict[str, Any], method: str) -> int:
+    if not isinstance(state, dict) or state.get("method") != method:
+        got = state.get("method") if isinstance(state, dict) else type(state).__name__
+        raise ConfigError(f"Expected a calibration state with method={method!r}. Got {got!r}.")
+    n_classes = state.get("n_classes")
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
+        raise ConfigError(
+            f"n_classes in a {method} calibration state must be an integer >= 2. Got {n_classes!r}."
+        )
+    return n_classes
+
+
+class PlattScaler:
+    """Platt scaling (binary) or vector scaling (multiclass), fitted on validation logits.
+
+    Binary: ``p1 = sigmoid(a * z + b)`` with ``z = logit_1 - logit_0``, fitted by maximum
+    likelihood against Platt's smoothed targets. Multiclass: ``softmax(a * logits + b)`` with
+    per-class ``a`` and ``b`` (vector scaling), fitted by minimising the NLL plus
+    ``l2 * (||a - 1||^2 + ||b||^2)``.
+
+    Args:
+        l2: ridge penalty of vector scaling (multiclass only).
+
+    Attributes:
+        coef_: slopes ``a`` (one for binary, ``C`` for multiclass).
+        intercept_: intercepts ``b`` (same length).
+        n_classes_: number of classes seen in ``fit``.
+    """
+
+    def __init__(self, *, l2: float = 1e-3) -> None:
+        self.l2 = l2
+
+    def fit(self, logits: Any, y: Any) -> PlattScaler:
+        """Fit on validation logits ``(N, C)`` (or ``(N,)`` binary logits) and labels ``(N,)``.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            DataValidationError: for mismatched shapes, labels out of range or NaN logits.
+        """
+        from scipy.optimize import minimize
+
+        if not (np.isfinite(self.l2) and self.l2 >= 0):
+            raise ConfigError(
+                f"The 'l2' parameter of PlattScaler must be a non-negative number. "
+                f"Got {self.l2!r} instead."
+            )
+        z, labels = _fit_inputs(logits, y, "PlattScaler")
+        n, c = z.shape
+        if c == 2:
+            x = z[:, 1] - z[:, 0]
+            n_pos = int(labels.sum())
+            t = np.where(labels == 1, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n - n_pos + 2.0))
+
+            def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+                m = theta[0] * x + theta[1]
+                loss = float(np.mean(np.logaddexp(0.0, m) - t * m))
+                r = 1.0 / (1.0 + np.exp(-m)) - t
+                return loss, np.array([np.mean(r * x), np.mean(r)])
+
+            theta0 = np.array([1.0, 0.0])
+        else:
+            onehot = np.eye(c)[labels]
+
+            def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+                a, b = theta[:c], theta[c:]
+                logp = _log_softmax(z * a + b)
+                loss = -float(np.mean(np.sum(onehot * logp, axis=1)))
+                loss += self.l2 * float(np.sum((a - 1.0) ** 2) + np.sum(b**2))
+                r = np.exp(logp) - onehot
+                grad_a = np.mean(r * z, axis=0) + 2 * self.l2 * (a - 1.0)
+                grad_b = np.mean(r, axis=0) + 2 * self.l2 * b
+                return loss, np.concatenate([grad_a, grad_b])
+
+            theta0 = np.concatenate([np.ones(c), np.zeros(c)])
+        res = minimize(objective, theta0, jac=True, method="L-BFGS-B")
+        theta = res.x if np.all(np.isfinite(res.x)) else theta0
+        k = 1 if c == 2 else c
+        self.coef_ = np.asarray(theta[:k], dtype=np.float64)
+        self.intercept_ = np.asarray(theta[k:], dtype=np.float64)
+        self.n_classes_ = c
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "coef_"):
+            raise NotFittedError(
+                "This PlattScaler is not fitted yet. Call fit(logits, y) on validation data "
+                "first, or load one with PlattScaler.from_dict(...)."
+            )
+
+    def transform(self, logits: Any) -> np.ndarray:
+        """Calibrated probabilities ``(N, C)``.
+
+        Raises:
+            NotFittedError: if called before :meth:`fit`.
+        """
+        self._check_fitted()
+        z = _as_logits(logits, self.n_classes_)
+        if self.n_classes_ == 2:
+            m = self.coef_[0] * (z[:, 1] - z[:, 0]) + self.intercept_[0]
+            p1 = 0.5 * (1.0 + np.tanh(0.5 * m))  # a sigmoid that never overflows
+            return np.stack([1.0 - p1, p1], axis=1)
+        return softmax(z * self.coef_ + self.intercept_, axis=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready state ``{"method": "platt", "kind", "n_classes", "a", "b"}``."""
+        self._check_fitted()
+        return {
+            "method": "platt",
+            "kind": "binary" if self.n_classes_ == 2 else "vector",
+            "n_classes": self.n_classes_,
+            "a": [float(v) for v in self.coef_],
+            "b": [float(v) for v in self.intercept_],
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> PlattScaler:
+        """Rebuild a fitted scaler from :meth:`to_dict` output.
+
+        Raises:
+            ConfigError: if ``state`` is not a valid Platt state.
+        """
+        c = _state_classes(state, "platt")
+        k = 1 if c == 2 else c
+        scaler = cls()
+        scaler.coef_ = _finite_list(state.get("a"), k, "'a'")
+        scaler.intercept_ = _finite_list(state.get("b"), k, "'b'")
+        scaler.n_classes_ = c
+        return scaler
+
+
+# -- isotonic regression ------------------------------------------------------------------------
+class IsotonicCalibrator:
+    """Isotonic calibration: binary on ``p1``; multiclass one-vs-rest, rows renormalised.
+
+    The fitted maps are piecewise linear between knots (``x`` ascending, ``y`` in [0, 1])
+    and constant outside them, as scikit-learn's ``IsotonicRegression(out_of_bounds="clip")``.
+    A multiclass row whose mapped probabilities are all 0 keeps its uncalibrated softmax.
+
+    Attributes:
+        curves_: list of ``(x, y)`` knot arrays: one (the positive class) for binary, one per
+            class for multiclass.
+        n_classes_: number of classes seen in ``fit``.
+    """
+
+    def fit(self, logits: Any, y: Any) -> IsotonicCalibrator:
+        """Fit on validation logits ``(N, C)`` (or ``(N,)`` binary logits) and labels ``(N,)``.
+
+        Returns:
+            ``self``.
+        """
+        from sklearn.isotonic import IsotonicRegression
+
+        z, labels = _fit_inputs(logits, y, "IsotonicCalibrator")
+        p = softmax(z, axis=1)
+        cols = [1] if z.shape[1] == 2 else list(range(z.shape[1]))
+        self.curves_ = []
+        for k in cols:
+            iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+            iso.fit(p[:, k], (labels == k).astype(np.float64))
+            self.curves_.append(
+                (np.asarray(iso.X_thresholds_, float), np.asarray(iso.y_thresholds_, float))
+            )
+        self.n_classes_ = int(z.shape[1])
+        return self
+
+    def transform(self, logits: Any) -> np.ndarray:
+        """Calibrated probabilities ``(N, C)``.
+
+        Raises:
+            NotFittedError: if called before :meth:`fit`.
+        """
+        if not hasattr(self, "curves_"):
+            raise NotFittedError(
+                "This IsotonicCalibrator is not fitted yet. Call fit(logits, y) on validation "
+                "data first, or load one with IsotonicCalibrator.from_dict(...)."
+            )
+        p = softmax(_as_logits(logits, self.n_classes_), axis=1)
+        if self.n_classes_ == 2:
+            x, yk = self.curves_[0]
+            p1 = np.interp(p[:, 1], x, yk)
+            return np.stack([1.0 - p1, p1], axis=1)
+        q = np.stack([np.interp(p[:, k], x, yk) for k, (x, yk) in enumerate(self.curves_)], 1)
+        total = q.sum(axis=1, keepdims=True)
+        ok = total[:, 0] > 0
+        out = p.copy()
+        out[ok] = q[ok] / total[ok]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready state ``{"method": "isotonic", "n_classes", "curves": [{"x", "y"}]}``."""
+        if not hasattr(self, "curves_"):
+            raise NotFittedError("This IsotonicCalibrator is not fitted yet.")
+        return {
+            "method": "isotonic",
+            "n_classes": self.n_classes_,
+            "curves": [{"x": x.tolist(), "y": yk.tolist()} for x, yk in self.curves_],
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> IsotonicCalibrator:
+        """Rebuild a fitted calibrator from :meth:`to_dict` output.
+
+        Raises:
+            ConfigError: if ``state`` is not a valid isotonic state.
+        """
+        c = _state_classes(state, "isotonic")
+        curves = state.get("curves")
+        want = 1 if c == 2 else c
+        if not isinstance(curves, list) or len(curves) != want:
+            raise ConfigError(
+                f"An isotonic calibration state for {c} classes needs {want} curve(s) in "
+                f"'curves'. Got {type(curves).__name__}."
+            )
+        parsed = []
+        for k, curve in enumerate(curves):
+            xs = curve.get("x") if isinstance(curve, dict) else None
+            n = len(xs) if isinstance(xs, list) else 0
+            x = _finite_list(xs, max(n, 1), f"curves[{k}].x")
+            yk = _finite_list(curve.get("y"), max(n, 1), f"curves[{k}].y")
+            if np.any(np.diff(x) < 0) or yk.min() < 0 or yk.max() > 1:
+                raise ConfigError(
+                    f"curves[{k}] of an isotonic calibration state must have ascending 'x' and "
+                    "'y' in [0, 1]."
+                )
+            parsed.append((x, yk))
+        cal = cls()
+        cal.curves_ = parsed
+        cal.n_classes_ = c
+        return cal
+
+
+# -- choosing and applying a calibrator ----------------------------------------------------------
+_CALIBRATORS: dict[str, Any] = {
+    "temperature": TemperatureScaler,
+    "platt": PlattScaler,
+    "isotonic": IsotonicCalibrator,
+}
+
+
+def log_loss(y: Any, proba: Any, *, eps: float = 1e-15) -> float:
+    """Mean negative log-likelihood of class indices ``y (N,)`` under ``proba (N, C)``.
+
+    Probabilities are clipped to ``[eps, 1]`` so a confident miss costs ``-log(eps)``, not
+    infinity.
+    """
+    p = np.asarray(proba, dtype=np.float64)
+    labels = np.asarray(y, dtype=np.int64)
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(labels)), labels], eps, 1.0))))
+
+
+def _check_method(method: str, allow_auto: bool) -> None:
+    known = CALIBRATION_METHODS + (("auto",) if allow_auto else ())
+    if method not in known:
+        raise ConfigError(
+            f"Unknown calibration method {method!r}.",
+            hint=f"Choose one of: {', '.join(known)}.",
+        )
+
+
+def _fit_one(method: str, z: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    if method == "none":
+        return {"method": "none"}
+    return _CALIBRATORS[method]().fit(z, y).to_dict()
+
+
+def _cv_log_loss(method: str, z: np.ndarray, y: np.ndarray, folds: int, seed: int) -> float | None:
+    """Out-of-fold log-loss of ``method`` by stratified ``folds``-fold cross-fitting."""
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.bincount(y, minlength=z.shape[1])
+    k = min(folds, int(counts[counts > 0].min()) if counts.any() else 0)
+    if k < 2:
+        return None
+    oof = np.empty_like(z)
+    for train, held in StratifiedKFold(k, shuffle=True, random_state=seed).split(z, y):
+        oof[held] = apply_calibration(z[held], _fit_one(method, z[train], y[train]))
+    return log_loss(y, oof)
+
+
+def calibration_candidates(
+    logits: Any,
+    y: Any,
+    *,
+    methods: tuple[str, ...] = CALIBRATION_METHODS,
+    folds: int = 5,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """Fit each method on all validation rows and score it by in-sample and cross-fitted NLL.
+
+    Args:
+        logits: validation logits ``(N, C)`` (or ``(N,)`` binary logits).
+        y: validation labels ``(N,)``.
+        methods: methods to try (from :data:`CALIBRATION_METHODS`).
+        folds: stratified folds of the cross-fitting (reduced to the smallest class count;
+            below 2 the cross-fitted loss is ``None``).
+        seed: seed of the fold assignment.
+
+    Returns:
+        ``{method: {"state": state, "val_log_loss": in-sample NLL, "cv_log_loss": NLL | None}}``.
+    """
+    z, labels = _fit_inputs(logits, y, "calibrator")
+    out: dict[str, dict[str, Any]] = {}
+    for method in methods:
+        _check_method(method, allow_auto=False)
+        state = _fit_one(method, z, labels)
+        out[method] = {
+            "state": state,
+            "val_log_loss": log_loss(labels, apply_calibration(z, state)),
+            "cv_log_loss": _cv_log_loss(method, z, labels, folds, seed),
+        }
+    return out
+
+
+def choose_calibration(candidates: dict[str, dict[str, Any]]) -> str:
+    """The method with the lowest cross-fitted log-loss (in-sample when CV was impossible).
+
+    Ties go to the simpler method (order of :data:`CALIBRATION_METHODS`).
+    """
+    use_cv = all(c.get("cv_log_loss") is not None for c in candidates.values())
+    key = "cv_log_loss" if use_cv else "val_log_loss"
+    return min(candidates, key=lambda m: (candidates[m][key], CALIBRATION_METHODS.index(m)))
+
+
+def fit_calibrator(
+    method: str, logits: Any, y: Any, *, folds: int = 5, seed: int = 0
+) -> dict[str, Any]:
+    """Fit post-hoc calibration on validation logits and return its JSON state.
+
+    Args:
+        method: ``none``, ``temperature``, ``platt``, ``isotonic`` or ``auto`` (the method
+            with the lowest ``folds``-fold cross-fitted validation log-loss, refitted on all
+            validation rows; the state then carries ``"selection"``).
+        logits: validation logits ``(N, C)`` (or ``(N,)`` binary logits).
+        y: validation labels ``(N,)``.
+        folds: folds of the cross-fitting for ``auto``.
+        seed: seed of the folds.
+
+    Returns:
+        A state for :func:`apply_calibration`, e.g. ``{"method": "temperature", ...}``.
+
+    Raises:
+        ConfigError: for an unknown method.
+        DataValidationError: for bad logits or labels.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> z = 3 * rng.normal(size=400)
+        >>> y = (rng.random(400) < 1 / (1 + np.exp(-z / 3))).astype(int)
+        >>> fit_calibrator("platt", z, y)["method"]
+        'platt'
+    """
+    _check_method(method, allow_auto=True)
+    if method != "auto":
+        z, labels = _fit_inputs(logits, y, "calibrator")
+        return _fit_one(method, z, labels)
+    cands = calibration_candidates(logits, y, folds=folds, seed=seed)
+    best = choose_calibration(cands)
+    return {
+        **cands[best]["state"],
+        "selection": {
+            "criterion": "cv_log_loss"
+            if all(c["cv_log_loss"] is not None for c in cands.values())
+            else "val_log_loss",
+            "folds": folds,
+            "val_log_loss": {m: c["val_log_loss"] for m, c in cands.items()},
+            "cv_log_loss": {m: c["cv_log_loss"] for m, c in cands.items()},
+        },
+    }
+
+
+def apply_calibration(logits: Any, state: dict[str, Any] | None) -> np.ndarray:
+    """Calibrated probabilities ``(N, C)`` from logits and a :func:`fit_calibrator` state.
+
+    ``None`` or ``{"method": "none"}`` gives the plain softmax.
+
+    Raises:
+        ConfigError: for an unknown or malformed state.
+    """
+    method = (state or {}).get("method", "none")
+    if method == "none":
+        return softmax(_as_logits(logits), axis=1)
+    if method not in _CALIBRATORS:
+        raise ConfigError(
+            f"Unknown calibration method {method!r} in a calibration state.",
+            hint=f"Known methods: {', '.join(CALIBRATION_METHODS)}.",
+        )
+    return _CALIBRATORS[method].from_dict(state).transform(logits)

@@ -123,7 +123,10 @@ def read_medmnist_npz(
     Returns:
         One record per image: id ``"<split>/<index>"`` (zero-padded to 5 digits), input a
         ``(C, H, W)`` array view, target an ``int`` (or a list of 0/1 ints for multi-label),
-        ``meta`` ``{"split", "index"}``; ``given_split`` maps each split to its ids.
+        ``meta`` ``{"split", "index", "exposure"}``; ``given_split`` maps each split to its
+        ids. ``exposure`` (``"low"``, ``"mid"``, ``"high"``) is the tertile band of the
+        image's mean intensity over the whole file: an *acquisition proxy* for subgroup
+        analysis (``evaluation.subgroups: [exposure]``), not a demographic.
 
     Raises:
         DataNotFoundError: the file does not exist.
@@ -187,14 +190,14 @@ def read_medmnist_npz(
     records: list[Record] = []
     given: dict[str, list[str]] = {}
     shapes: set[tuple[int, ...]] = set()
+    exposure = _exposure_bands(arrays)
     for split, (images, labels) in arrays.items():
         width = max(5, len(str(len(images) - 1)))
         ids = [f"{split}/{i:0{width}d}" for i in range(len(images))]
         targets = labels.tolist()
         for i, rid in enumerate(ids):
-            records.append(
-                make_record(rid, images[i], targets[i], meta={"split": split, "index": i})
-            )
+            meta = {"split": split, "index": i, "exposure": exposure[split][i]}
+            records.append(make_record(rid, images[i], targets[i], meta=meta))
         given[split] = ids
         shapes.add(tuple(images.shape[1:]))
     counts = {s: len(ids) for s, ids in given.items()}
@@ -215,6 +218,18 @@ def read_medmnist_npz(
             "n": counts,
         },
     )
+
+
+def _exposure_bands(arrays: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, list[str]]:
+    """Tertile band (low/mid/high) of each image's mean intensity, cut over all splits."""
+    means = {
+        s: images.reshape(len(images), -1).mean(axis=1) if len(images) else np.zeros(0)
+        for s, (images, _) in arrays.items()
+    }
+    pooled = np.concatenate(list(means.values())) if means else np.zeros(0)
+    cuts = np.quantile(pooled, [1 / 3, 2 / 3]) if pooled.size else np.zeros(2)
+    names = np.array(["low", "mid", "high"])
+    return {s: names[np.searchsorted(cuts, m, side="right")].tolist() for s, m in means.items()}
 
 
 def _npz_images(p: Path, split: str, images: np.ndarray) -> np.ndarray:

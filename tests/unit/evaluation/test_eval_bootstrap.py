@@ -216,3 +216,23 @@ def test_subgroup_metrics(synthetic):
     sel = sex == "F"
     assert out["F"]["metrics"]["auroc"]["value"] == pytest.approx(M.auroc(y[sel], p[sel]), abs=1e-6)
     assert set(out["M"]["metrics"]["accuracy"]) == {"value", "ci95"}
+
+
+def test_ece_interval_is_bias_corrected_and_contains_the_estimate(monkeypatch):
+    from medlearn.evaluation import _bootstrap
+
+    excluded = 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        p = rng.random(3000)
+        y = (rng.random(3000) < p).astype(int)  # perfectly calibrated: ECE is pure noise
+        out = evaluate_predictions(y, p, task="binary", metrics=["ece"], bootstrap=400, seed=seed)
+        lo, hi = out["ece"]["ci95"]
+        assert 0.0 <= lo <= out["ece"]["value"] <= hi
+        with monkeypatch.context() as m:
+            m.setattr(_bootstrap, "BIAS_CORRECTED", frozenset())
+            plain = evaluate_predictions(
+                y, p, task="binary", metrics=["ece"], bootstrap=400, seed=seed
+            )["ece"]
+        excluded += plain["ci95"][0] > plain["value"]
+    assert excluded >= 1  # the plain percentile interval does miss the estimate here

@@ -85,7 +85,8 @@ def test_npz_round_trip(tmp_path: Path, rng: np.random.Generator) -> None:
     np.testing.assert_array_equal(rec["input"][0], raw["val_images"][1])
     assert rec["target"] == int(raw["val_labels"][1, 0]) and isinstance(rec["target"], int)
     assert rec["patient_id"] == "val/00001"
-    assert rec["meta"] == {"split": "val", "index": 1}
+    assert rec["meta"] == {"split": "val", "index": 1, "exposure": rec["meta"]["exposure"]}
+    assert rec["meta"]["exposure"] in {"low", "mid", "high"}  # acquisition proxy
     assert data.info["image_shape"] == (1, 4, 4)
     assert data.info["n"] == {"train": 5, "val": 2, "test": 3}
 
