@@ -231,6 +231,7 @@ def train(
     data = load_data(cfg)
     classes = ", ".join(data.classes or [])
     echo(f"      {len(data.records)} records" + (f", classes: {classes}" if classes else ""))
+    _check_subgroup_keys(cfg, data)
     split_cfg = cfg.data.split
     by_id = data.by_id()
 
@@ -275,6 +276,8 @@ def train(
         predictions = pd.concat([cv["predictions"], predictions], ignore_index=True)
         metrics_doc["metrics"] = {"cv": cv["metrics"], **metrics_doc["metrics"]}
         metrics_doc["folds"] = cv["folds"]
+        if cv["analysis"]:
+            metrics_doc["cv_analysis"] = cv["analysis"]
         metrics_doc["n"]["cv"] = int((cv["predictions"]["split"] == "cv").sum())
     _write_predictions(run_dir, predictions)
     atomic_write_json(run_dir / "metrics.json", metrics_doc)
@@ -301,6 +304,21 @@ def train(
     write_manifest(bundle_dir, fields)
     report(run_dir)
     return RunResult(run_dir=run_dir, metrics=metrics_doc)
+
+
+def _check_subgroup_keys(cfg: RunConfig, data: LoadedData) -> None:
+    """Refuse ``evaluation.subgroups`` keys no record has, before any training time is spent."""
+    wanted = list(cfg.evaluation.subgroups)
+    if not wanted:
+        return
+    available = sorted({k for r in data.records for k in r["meta"]})
+    missing = [k for k in wanted if k not in available]
+    if missing:
+        raise ConfigError(
+            f"evaluation.subgroups names {', '.join(repr(k) for k in missing)}, which no "
+            f"record has. Available: {', '.join(available) or '(none)'}.",
+            hint="Set evaluation.subgroups to some of the available fields (or remove it).",
+        )
 
 
 def _learner_of(cfg: RunConfig) -> str:
@@ -368,8 +386,10 @@ def _cross_validate(
             }
         )
     pooled = pd.concat(frames, ignore_index=True)
+    analyse = getattr(handler, "analyse", None)
     return {
         "predictions": pooled,
+        "analysis": analyse(pooled, cfg) if analyse is not None else {},
         "metrics": handler.score(pooled, cfg),
         "folds": per_fold,
         "splits": folds,

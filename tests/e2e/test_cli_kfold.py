@@ -41,6 +41,7 @@ def test_kfold_run_pools_out_of_fold_metrics_and_bundles_a_refit(
     assert set(doc["metrics"]) == {"cv", "val"}  # no held-out test after the refit
     assert 0.0 <= doc["metrics"]["cv"]["auroc"]["value"] <= 1.0
     assert [f["fold"] for f in doc["folds"]] == [0, 1, 2]
+    assert doc["cv_analysis"]["decision_curve"]["split"] == "cv"
     frame = pd.read_parquet(out / "predictions.parquet")
     cv = frame[frame["split"] == "cv"]
     assert len(cv) == 48 and cv["id"].is_unique  # every record predicted out of fold once

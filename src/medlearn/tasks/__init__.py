@@ -29,6 +29,8 @@ A handler is a class with a no-argument constructor and four methods:
   one JSON-ready dict per record (``medlearn predict`` and the server); ``explain_dir`` not
   None asks for explanations, written as files there; ``output_dir`` receives file outputs
   (e.g. a predicted mask as NIfTI with the input's affine) whose paths go in the rows.
+* optional ``analyse(frame, cfg) -> dict`` — further analyses of pooled out-of-fold
+  predictions (subgroups, decision curve), stored under ``metrics.json["cv_analysis"]``.
 * ``run`` must cope with an empty ``ctx.parts["test"]``: the refit after cross-validation
   has only train and val.
 * ``report_sections(run_dir, doc, frame, cfg, manifest) -> ReportParts`` — what the task adds

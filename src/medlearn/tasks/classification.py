@@ -494,6 +494,13 @@ class ClassificationTask:
             bootstrap=0,
         )
 
+    def analyse(self, frame: pd.DataFrame, cfg: Any) -> dict[str, Any]:
+        """Operating point, decision curve and subgroups of pooled out-of-fold predictions."""
+        threshold = None
+        if "threshold" in frame.columns and frame["threshold"].notna().any():
+            threshold = float(frame["threshold"].dropna().mean())
+        return analyse_split(frame, cfg, threshold, "cv")
+
     def score(self, frame: pd.DataFrame, cfg: Any) -> dict[str, Any]:
         """Metrics with CIs of a predictions table (e.g. pooled out-of-fold predictions).
 
