@@ -191,4 +191,7 @@ TRANSFORMS: Registry[Callable[..., Any]] = Registry("transform")
 LEARNERS: Registry[Any] = Registry("learner")
 #: Task handlers (classes implementing :class:`medlearn.tasks.TaskHandler`) by task kind:
 #: everything after ``fit`` (predict, calibrate, score, report, predict rows) for that kind.
-TASKS: Registry[Any] = Registry("task", plugins=("medlearn.tasks.classification", *BUILTIN_PLUGINS))
+TASKS: Registry[Any] = Registry(
+    "task",
+    plugins=("medlearn.tasks.classification", "medlearn.tasks.regression", *BUILTIN_PLUGINS),
+)

@@ -1,0 +1,960 @@
+"""The FastAPI application: prediction, FHIR, CDS Hooks, registry, audit, metrics, web page.
+
+Build it with :func:`create_app`; ``medlearn serve`` runs it under uvicorn. Security is on by
+default: every ``/v1`` and ``/cds-services`` endpoint needs an API key (``Authorization:
+Bearer mlk_...``) of an allowed role, and every such request — refused ones included — gets
+one audit row, committed before the response leaves. Logs carry key ids, model names,
+status codes and latencies only, never inputs, file names or patient references.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from medlearn.errors import MedlearnError
+from medlearn.serving.audit import AuditEntry, AuditLog, export_rows, verify_chain
+from medlearn.serving.auth import KeyStore, Principal
+from medlearn.serving.batching import MicroBatcher
+from medlearn.serving.monitor import DriftMonitor, ShadowRunner
+from medlearn.serving.store import ModelRegistry, VersionInfo, make_engine, migrate
+
+__all__ = ["ServeSettings", "create_app"]
+
+log = logging.getLogger("medlearn.serving")
+_WEB = Path(__file__).parent / "web"
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".nii", ".nii.gz")
+_AUDITED = ("/v1/", "/cds-services")
+
+
+@dataclass
+class ServeSettings:
+    """Server options (``medlearn serve`` flags map onto these).
+
+    Attributes:
+        db_url: the serving database URL (SQLite file or PostgreSQL).
+        auth: require API keys. ``False`` is for local development only and warns loudly.
+        max_request_bytes: larger request bodies are refused with 413.
+        max_files: most files in one multipart request (batch prediction).
+        max_records: most JSON records in one request.
+        max_image_side: largest accepted image side in pixels (checked before decoding).
+        max_image_voxels: largest accepted image size in pixels/voxels (all dimensions).
+        batch_max: most records per micro-batch.
+        batch_wait_ms: how long a micro-batch waits for more requests.
+        shadow: score requests with a model's ``shadow`` alias in the background.
+        preload: load every model's ``production`` version at startup.
+    """
+
+    db_url: str
+    auth: bool = True
+    max_request_bytes: int = 20 * 1024 * 1024
+    max_files: int = 64
+    max_records: int = 1000
+    max_image_side: int = 4096
+    max_image_voxels: int = 2**27
+    batch_max: int = 64
+    batch_wait_ms: float = 2.0
+    shadow: bool = True
+    preload: bool = True
+
+
+class RecordsIn(BaseModel):
+    """JSON input for record (tabular) models: one dict of feature values per patient."""
+
+    records: list[dict[str, Any]] = Field(..., min_length=1)
+
+
+class AliasIn(BaseModel):
+    """Body of an alias move."""
+
+    version: str = Field(..., min_length=1, max_length=64)
+
+
+@dataclass
+class LoadedModel:
+    """A loaded model version and its batcher."""
+
+    info: VersionInfo
+    learner: Any
+    manifest: dict[str, Any]
+    reference: dict[str, Any] | None
+    batcher: MicroBatcher
+    explain_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class ApiError(Exception):
+    """An error answered as JSON ``{"error": {"code", "message", "hint", "details"}}``."""
+
+    def __init__(
+        self, status: int, message: str, *, hint: str | None = None, details: Any = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.hint, self.details = status, message, hint, details
+
+
+class Service:
+    """Everything the routes share: database, registry, keys, audit, models, monitors."""
+
+    def __init__(self, settings: ServeSettings) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.settings = settings
+        self.engine = make_engine(settings.db_url)
+        self.registry = ModelRegistry(self.engine)
+        self.keys = KeyStore(self.engine)
+        self.audit = AuditLog(self.engine)
+        self.drift = DriftMonitor(self.engine)
+        self.shadow = ShadowRunner(self.engine)
+        self.ready = False
+        self._models: dict[tuple[str, str], LoadedModel] = {}
+        self._load_lock = threading.Lock()
+        self.metrics = CollectorRegistry()
+        self.m_requests = Counter(
+            "medlearn_requests_total",
+            "Requests by endpoint and status.",
+            ["endpoint", "status"],
+            registry=self.metrics,
+        )
+        self.m_latency = Histogram(
+            "medlearn_request_latency_seconds",
+            "Request latency.",
+            ["endpoint"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.metrics,
+        )
+        self.m_predictions = Counter(
+            "medlearn_predictions_total",
+            "Predicted inputs by model version.",
+            ["model", "version"],
+            registry=self.metrics,
+        )
+        self.m_batch = Histogram(
+            "medlearn_batch_size",
+            "Records per micro-batch.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=self.metrics,
+        )
+        self.m_psi = Gauge(
+            "medlearn_input_drift_psi",
+            "Population stability index of live inputs vs the training reference.",
+            ["model", "version", "feature"],
+            registry=self.metrics,
+        )
+        self.m_ks = Gauge(
+            "medlearn_input_drift_ks",
+            "Kolmogorov-Smirnov statistic (binned) of live inputs vs the training reference.",
+            ["model", "version", "feature"],
+            registry=self.metrics,
+        )
+        self.m_shadow = Gauge(
+            "medlearn_shadow_agreement_ratio",
+            "Share of shadow-scored inputs where the candidate's label equals production's.",
+            registry=self.metrics,
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        migrate(self.engine)
+        self.audit.start()
+        if self.settings.preload:
+            for name in self.registry.names():
+                if "production" in self.registry.aliases(name):
+                    try:
+                        self.model(self.registry.resolve(name, "production"))
+                    except MedlearnError as exc:
+                        log.error("model %s could not be loaded: %s", name, exc.message)
+        self.ready = True
+
+    def stop(self) -> None:
+        self.ready = False
+        for m in list(self._models.values()):
+            m.batcher.close()
+        self.shadow.close()
+        self.drift.flush()
+        self.audit.stop()
+        self.engine.dispose()
+
+    # -- models -----------------------------------------------------------------------------
+    def model(self, info: VersionInfo) -> LoadedModel:
+        """The loaded model of a registered version (checksums verified on first load)."""
+        key = (info.name, info.version)
+        hit = self._models.get(key)
+        if hit is not None:
+            return hit
+        with self._load_lock:
+            hit = self._models.get(key)
+            if hit is not None:
+                return hit
+            from medlearn.pipeline import load_learner
+
+            root = self.registry.verified_bundle(info)
+            learner, manifest = load_learner(root)
+            reference = None
+            ref_name = manifest.get("drift_reference")
+            if ref_name and (root / ref_name).is_file():
+                reference = json.loads((root / ref_name).read_text())
+            loaded = LoadedModel(
+                info=info,
+                learner=learner,
+                manifest=manifest,
+                reference=reference,
+                batcher=MicroBatcher(
+                    self._batch_fn(info, learner, manifest, reference),
+                    max_batch=self.settings.batch_max,
+                    max_wait_ms=self.settings.batch_wait_ms,
+                    name=f"{info.name}-{info.version}",
+                ),
+            )
+            self._models[key] = loaded
+            return loaded
+
+    def _batch_fn(
+        self, info: VersionInfo, learner: Any, manifest: dict[str, Any], reference: Any
+    ) -> Callable[[Sequence[Any]], list[dict[str, Any]]]:
+        from medlearn.pipeline import predict_records
+
+        def fn(records: Sequence[Any]) -> list[dict[str, Any]]:
+            with tempfile.TemporaryDirectory(prefix="medlearn-out-") as out:
+                rows = predict_records(learner, manifest, list(records), output_dir=out)
+                rows = [_inline_files(r, Path(out)) for r in rows]
+            self.m_batch.observe(len(records))
+            self.m_predictions.labels(info.name, info.version).inc(len(records))
+            self.drift.observe(info.name, info.version, reference, [r["input"] for r in records])
+            return rows
+
+        return fn
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _inline_files(row: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Replace paths of files written under ``out`` by their base64 content."""
+    for k, v in list(row.items()):
+        if isinstance(v, str) and v.startswith(str(out)) and Path(v).is_file():
+            row[k] = {
+                "filename": Path(v).name,
+                "base64": base64.b64encode(Path(v).read_bytes()).decode(),
+            }
+    return row
+
+
+def _uncertainty(row: dict[str, Any]) -> dict[str, Any] | None:
+    probs = row.get("probabilities")
+    if not isinstance(probs, dict) or len(probs) < 2:
+        return None
+    ps = [min(max(float(p), 1e-12), 1.0) for p in probs.values()]
+    entropy = -sum(p * math.log(p) for p in ps) / math.log(len(ps))
+    return {
+        "entropy": round(entropy, 4),
+        "method": "normalised predictive entropy of the calibrated probabilities "
+        "(0 = certain, 1 = uniform)",
+    }
+
+
+def _summary(rows: Sequence[dict[str, Any]]) -> str:
+    out = []
+    for r in rows[:50]:
+        item: dict[str, Any] = {"prediction": r.get("prediction")}
+        probs = r.get("probabilities")
+        if isinstance(probs, dict) and r.get("prediction") in probs:
+            item["p"] = round(float(probs[r["prediction"]]), 3)
+        out.append(item)
+    return json.dumps({"n": len(rows), "rows": out}, separators=(",", ":"), default=str)[:2000]
+
+
+def _safe_suffix(filename: str) -> str | None:
+    low = (filename or "").lower()
+    for suf in sorted(_IMAGE_SUFFIXES, key=len, reverse=True):
+        if low.endswith(suf):
+            return suf
+    return None
+
+
+def _sniff_suffix(data: bytes) -> str | None:
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ".png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return ".jpg"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return ".tif"
+    if len(data) > 132 and data[128:132] == b"DICM":
+        return ".dcm"
+    if data[:2] == b"\x1f\x8b":
+        return ".nii.gz"
+    if len(data) >= 348 and data[344:348] in (b"n+1\x00", b"ni1\x00"):
+        return ".nii"
+    return None
+
+
+def _check_dimensions(path: Path, suffix: str, settings: ServeSettings) -> str | None:
+    """Image size from the header, before any pixel is decoded; a message when too large."""
+    try:
+        if suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff"):
+            from PIL import Image
+
+            with Image.open(path) as im:
+                shape: tuple[int, ...] = tuple(im.size)
+        elif suffix == ".dcm":
+            import pydicom
+
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            shape = (int(ds.Rows), int(ds.Columns), int(getattr(ds, "NumberOfFrames", 1) or 1))
+        else:
+            import nibabel
+
+            shape = tuple(int(s) for s in nibabel.load(str(path)).shape)
+    except Exception as exc:  # noqa: BLE001 - any unreadable header is a bad input
+        return f"not a readable image ({type(exc).__name__})"
+    if not shape or min(shape) <= 0:
+        return "the image is empty"
+    if max(shape[:2]) > settings.max_image_side:
+        return f"image side {max(shape[:2])} px exceeds the limit of {settings.max_image_side} px"
+    if math.prod(shape) > settings.max_image_voxels:
+        return (
+            f"image has {math.prod(shape)} pixels/voxels; the limit is {settings.max_image_voxels}"
+        )
+    return None
+
+
+def _records_from_rows(learner: Any, rows: list[dict[str, Any]], tmp: Path) -> tuple[list, list]:
+    """Feature dicts → records: the learner's ``records_from_rows`` hook, else a temp CSV."""
+    if hasattr(learner, "records_from_rows"):
+        return learner.records_from_rows(rows)
+    import pandas as pd
+
+    csv = tmp / "records.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    return learner.read_inputs([str(csv)])
+
+
+# --- the app -----------------------------------------------------------------------------------
+
+
+def create_app(settings: ServeSettings) -> FastAPI:
+    """Build the FastAPI app (migrates the database and loads production models on startup).
+
+    Args:
+        settings: see :class:`ServeSettings`.
+
+    Example:
+        >>> app = create_app(ServeSettings(db_url="sqlite:///medlearn.db"))  # doctest: +SKIP
+    """
+    svc = Service(settings)
+    if not settings.auth:
+        log.warning(
+            "AUTHENTICATION IS DISABLED (--dev-no-auth): anyone who can reach this server can "
+            "predict, read the audit log and change the registry. Never use this with real data."
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(svc.start)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(svc.stop)
+
+    app = FastAPI(
+        title="medlearn decision-support service",
+        version=_version(),
+        description=(
+            "Predictions from registered medlearn model bundles, as JSON, FHIR R4 "
+            "RiskAssessment or CDS Hooks cards. Every /v1 and /cds-services call needs "
+            "`Authorization: Bearer <API key>` and is written to a hash-chained audit log. "
+            "Decision support only; not a medical device."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.service = svc
+    bearer = HTTPBearer(auto_error=False, description="An API key from `medlearn keys create`.")
+
+    # -- errors -----------------------------------------------------------------------------
+    @app.exception_handler(ApiError)
+    async def _api_error(_req: Request, exc: ApiError) -> JSONResponse:
+        body: dict[str, Any] = {"code": exc.status, "message": exc.message}
+        if exc.hint:
+            body["hint"] = exc.hint
+        if exc.details is not None:
+            body["details"] = exc.details
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse({"error": body}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(MedlearnError)
+    async def _ml_error(_req: Request, exc: MedlearnError) -> JSONResponse:
+        from medlearn.errors import DataNotFoundError
+
+        status = 404 if isinstance(exc, DataNotFoundError) else 422
+        if type(exc).__name__ in ("ChecksumError", "CheckpointError"):
+            status = 503
+        body = {"code": status, "message": exc.message, "hint": exc.hint}
+        return JSONResponse({"error": body}, status_code=status)
+
+    # -- middleware: size limit, audit, metrics ----------------------------------------------
+    @app.middleware("http")
+    async def _audit_mw(request: Request, call_next: Callable[..., Any]) -> Response:
+        t0 = time.perf_counter()
+        path = request.url.path
+        audited = path.startswith(_AUDITED)
+        request.state.audit = {}
+        if request.method in ("POST", "PUT", "PATCH"):
+            length = request.headers.get("content-length")
+            if length is None or not length.isdigit():
+                response: Response = JSONResponse(
+                    {"error": {"code": 411, "message": "A Content-Length header is required."}},
+                    status_code=411,
+                )
+            elif int(length) > settings.max_request_bytes:
+                response = JSONResponse(
+                    {
+                        "error": {
+                            "code": 413,
+                            "message": f"Request body of {length} bytes exceeds the limit of "
+                            f"{settings.max_request_bytes} bytes.",
+                            "hint": "Send fewer or smaller files per request.",
+                        }
+                    },
+                    status_code=413,
+                )
+            else:
+                response = await call_next(request)
+        else:
+            response = await call_next(request)
+        latency = time.perf_counter() - t0
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", None) or ("static" if not audited else path[:64])
+        if audited:
+            a = request.state.audit
+            entry = AuditEntry(
+                key_id=a.get("key_id", "-"),
+                endpoint=f"{request.method} {endpoint}",
+                model_name=a.get("model", ""),
+                model_version=a.get("version", ""),
+                input_sha256=a.get("input_sha256", ""),
+                output_summary=a.get("summary", ""),
+                latency_ms=latency * 1000.0,
+                status=response.status_code,
+            )
+            try:
+                await asyncio.wrap_future(svc.audit.submit(entry))
+            except Exception:  # noqa: BLE001 - no answer without its audit row
+                log.exception("audit write failed; answering 503")
+                response = JSONResponse(
+                    {"error": {"code": 503, "message": "The audit log is unavailable."}},
+                    status_code=503,
+                )
+        svc.m_requests.labels(endpoint, str(response.status_code)).inc()
+        svc.m_latency.labels(endpoint).observe(latency)
+        if not settings.auth:
+            response.headers["X-Medlearn-Auth"] = "disabled"
+        return response
+
+    # -- auth -------------------------------------------------------------------------------
+    def require(*roles: str) -> Callable[..., Principal]:
+        def dep(
+            request: Request,
+            creds: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
+        ) -> Principal:
+            if not settings.auth:
+                principal = Principal(key_id="dev-no-auth", role="admin")
+                request.state.audit["key_id"] = principal.key_id
+                return principal
+            if creds is None or creds.scheme.lower() != "bearer":
+                raise ApiError(
+                    401,
+                    "Missing API key.",
+                    hint="Send `Authorization: Bearer <key>`; create one with "
+                    "`medlearn keys create --role clinician`.",
+                )
+            principal = svc.keys.check(creds.credentials)
+            if principal is None:
+                raise ApiError(401, "Invalid or revoked API key.")
+            request.state.audit["key_id"] = principal.key_id
+            if principal.role not in roles:
+                raise ApiError(
+                    403,
+                    f"Role {principal.role!r} may not use this endpoint "
+                    f"(allowed: {', '.join(roles)}).",
+                )
+            return principal
+
+        return dep
+
+    any_role = require("clinician", "admin", "auditor")
+    predictor = require("clinician", "admin")
+    admin = require("admin")
+    auditor = require("auditor", "admin")
+
+    # -- health and metrics -----------------------------------------------------------------
+    @app.get("/healthz", tags=["ops"], summary="Liveness")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="Readiness: database reachable, models loaded")
+    def readyz() -> JSONResponse:
+        import sqlalchemy as sa
+
+        try:
+            with svc.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            db_ok = True
+        except Exception:  # noqa: BLE001
+            db_ok = False
+        ok = db_ok and svc.ready
+        body = {
+            "status": "ready" if ok else "not ready",
+            "database": db_ok,
+            "models_loaded": [f"{n}:{v}" for n, v in svc._models],
+        }
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (no patient data)")
+    def metrics() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        for (name, version), doc in svc.drift.scores().items():
+            for feat, s in doc["features"].items():
+                if not math.isnan(s["psi"]):
+                    svc.m_psi.labels(name, version, feat).set(s["psi"])
+                if not math.isnan(s["ks"]):
+                    svc.m_ks.labels(name, version, feat).set(s["ks"])
+        if svc.shadow.compared:
+            svc.m_shadow.set(svc.shadow.agreed / svc.shadow.compared)
+        return Response(generate_latest(svc.metrics), media_type=CONTENT_TYPE_LATEST)
+
+    # -- models -----------------------------------------------------------------------------
+    @app.get("/v1/me", tags=["auth"], summary="The calling key's id and role")
+    def me(p: Principal = Depends(any_role)) -> dict[str, str]:  # noqa: B008
+        return {"key_id": p.key_id, "role": p.role}
+
+    @app.get("/v1/models", tags=["models"], summary="Registered models, versions and aliases")
+    def list_models(_p: Principal = Depends(any_role)) -> dict[str, Any]:  # noqa: B008
+        out = []
+        for name in svc.registry.names():
+            versions = svc.registry.list(name)
+            out.append(
+                {
+                    "name": name,
+                    "versions": [v.version for v in versions],
+                    "aliases": svc.registry.aliases(name),
+                    "task": versions[-1].task,
+                    "domain": versions[-1].domain,
+                }
+            )
+        return {"models": out}
+
+    def _resolve(name: str, version: str | None, request: Request) -> LoadedModel:
+        ref = version
+        if "@" in name:
+            name, ref = name.split("@", 1)
+        info = svc.registry.resolve(name, ref)
+        request.state.audit.update(model=info.name, version=info.version)
+        return svc.model(info)
+
+    @app.get("/v1/models/{name}", tags=["models"], summary="A model version's card and schema")
+    async def model_card(
+        name: str,
+        request: Request,
+        version: str | None = Query(None, description="A version or alias (default production)"),
+        _p: Principal = Depends(any_role),  # noqa: B008
+    ) -> dict[str, Any]:
+        m = await run_in_threadpool(_resolve, name, version, request)
+        man = m.manifest
+        return {
+            "name": m.info.name,
+            "version": m.info.version,
+            "aliases": svc.registry.aliases(m.info.name),
+            "task": man.get("task"),
+            "domain": man.get("domain"),
+            "classes": man.get("classes"),
+            "threshold": man.get("threshold"),
+            "input": man.get("input"),
+            "explain": man.get("explain"),
+            "calibration": (man.get("calibration") or {}).get("method")
+            if isinstance(man.get("calibration"), dict)
+            else man.get("calibration"),
+            "metrics": man.get("metrics"),
+            "model_card": man.get("model_card"),
+            "created": man.get("created"),
+        }
+
+    predict_body = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "file": {
+                                "type": "array",
+                                "items": {"type": "string", "format": "binary"},
+                                "description": "One or more images (PNG, JPEG, TIFF, DICOM, "
+                                "NIfTI); several files make a batch.",
+                            }
+                        },
+                        "required": ["file"],
+                    }
+                },
+                "application/json": {"schema": RecordsIn.model_json_schema()},
+            },
+        }
+    }
+
+    async def _predict_rows(
+        m: LoadedModel, request: Request, explain: bool
+    ) -> tuple[list[dict[str, Any]], list[Any]]:
+        ctype = request.headers.get("content-type", "")
+        with tempfile.TemporaryDirectory(prefix="medlearn-req-") as tmp_s:
+            tmp = Path(tmp_s)
+            names: dict[str, str] = {}
+            if ctype.startswith("multipart/form-data"):
+                try:
+                    form = await request.form(
+                        max_files=settings.max_files,
+                        max_fields=20,
+                        max_part_size=settings.max_request_bytes,
+                    )
+                except Exception as exc:  # noqa: BLE001 - starlette raises HTTPException
+                    raise ApiError(400, f"Malformed multipart body: {exc}") from None
+                files = [f for f in form.getlist("file") if hasattr(f, "read")]
+                if not files:
+                    raise ApiError(
+                        422,
+                        "No file in the form field 'file'.",
+                        hint="Send the image as multipart form field 'file' "
+                        "(curl -F file=@image.png).",
+                    )
+                digest = hashlib.sha256()
+                bad, paths = [], []
+                for i, f in enumerate(files):
+                    data = await f.read()
+                    digest.update(hashlib.sha256(data).digest())
+                    label = f"file[{i}]"
+                    suffix = _safe_suffix(f.filename or "") or _sniff_suffix(data)
+                    if suffix is None:
+                        bad.append({"input": label, "error": "unsupported file type"})
+                        continue
+                    p = tmp / f"upload_{i:03d}{suffix}"
+                    p.write_bytes(data)
+                    problem = await run_in_threadpool(_check_dimensions, p, suffix, settings)
+                    if problem:
+                        bad.append({"input": label, "error": problem})
+                        continue
+                    names[str(p)] = f.filename or label
+                    names[p.name] = f.filename or label
+                    paths.append(str(p))
+                request.state.audit["input_sha256"] = digest.hexdigest()
+                if not bad and paths:
+                    records, bad_inputs = await run_in_threadpool(m.learner.read_inputs, paths)
+                    for b in bad_inputs:
+                        src = Path(b.source).name
+                        label = f"file[{int(src[7:10])}]" if src.startswith("upload_") else "file"
+                        msg = b.message.replace(str(b.source), label).replace(src, label)
+                        bad.append({"input": label, "error": msg})
+                else:
+                    records = []
+                if bad:
+                    raise ApiError(
+                        422,
+                        f"{len(bad)} of {len(files)} file(s) could not be used.",
+                        hint="Fix or drop the listed files and send the request again.",
+                        details=bad,
+                    )
+            else:
+                try:
+                    body = RecordsIn.model_validate_json(await request.body())
+                except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError
+                    raise ApiError(
+                        422,
+                        "The body must be multipart with field 'file', or JSON "
+                        '{"records": [{feature: value, ...}]}.',
+                        details=str(exc)[:500],
+                    ) from None
+                canon = json.dumps(body.records, sort_keys=True, separators=(",", ":"))
+                request.state.audit["input_sha256"] = hashlib.sha256(canon.encode()).hexdigest()
+                if (m.manifest.get("input") or {}).get("kind") == "image":
+                    raise ApiError(
+                        415,
+                        f"Model {m.info.name!r} takes images, not JSON records.",
+                        hint="Upload the image as multipart form field 'file'.",
+                    )
+                if len(body.records) > settings.max_records:
+                    raise ApiError(
+                        413,
+                        f"{len(body.records)} records exceed the limit of "
+                        f"{settings.max_records} per request.",
+                    )
+                records, bad_inputs = await run_in_threadpool(
+                    _records_from_rows, m.learner, body.records, tmp
+                )
+                if bad_inputs:
+                    raise ApiError(
+                        422,
+                        f"{len(bad_inputs)} record(s) could not be used.",
+                        details=[{"input": b.source, "error": b.message} for b in bad_inputs],
+                    )
+            if explain:
+                rows = await run_in_threadpool(_explain_rows, m, records, tmp)
+            else:
+                rows = await asyncio.wrap_future(m.batcher.submit(records))
+            for r in rows:
+                src = str(r.get("input", ""))
+                r["input"] = names.get(src, names.get(Path(src).name, src))
+        return rows, records
+
+    def _explain_rows(m: LoadedModel, records: list[Any], tmp: Path) -> list[dict[str, Any]]:
+        from medlearn.pipeline import predict_records
+
+        exp_dir, out_dir = tmp / "explain", tmp / "out"
+        with m.explain_lock:
+            rows = predict_records(
+                m.learner, m.manifest, records, explain_dir=exp_dir, output_dir=out_dir
+            )
+        svc.m_predictions.labels(m.info.name, m.info.version).inc(len(records))
+        svc.drift.observe(m.info.name, m.info.version, m.reference, [r["input"] for r in records])
+        for r in rows:
+            _inline_files(r, out_dir)
+            exp = r.get("explanation")
+            if isinstance(exp, str) and Path(exp).is_file():
+                r["explanation"] = {
+                    "method": (m.manifest.get("explain") or {}).get("method", "explanation"),
+                    "media_type": "image/png",
+                    "base64": base64.b64encode(Path(exp).read_bytes()).decode(),
+                }
+        return rows
+
+    def _finish(m: LoadedModel, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for r in rows:
+            r["model"] = {"name": m.info.name, "version": m.info.version}
+            unc = _uncertainty(r)
+            if unc is not None:
+                r["uncertainty"] = unc
+            if isinstance(r.get("probabilities"), dict):
+                r["calibration"] = _calibration_name(m.manifest)
+        return rows
+
+    def _shadow(m: LoadedModel, records: list[Any], rows: list[dict[str, Any]]) -> None:
+        if not settings.shadow:
+            return
+        cand = svc.registry.aliases(m.info.name).get("shadow")
+        if not cand or cand == m.info.version:
+            return
+
+        def score() -> list[dict[str, Any]]:
+            cm = svc.model(svc.registry.resolve(m.info.name, cand))
+            from medlearn.pipeline import predict_records
+
+            return predict_records(cm.learner, cm.manifest, records)
+
+        svc.shadow.submit(m.info.name, m.info.version, cand, score, rows)
+
+    @app.post(
+        "/v1/models/{name}/predict",
+        tags=["predict"],
+        summary="Predict one or more inputs (images as multipart 'file', or JSON records)",
+        openapi_extra=predict_body,
+        responses={
+            401: {"description": "Missing or invalid API key"},
+            403: {"description": "Role may not predict"},
+            404: {"description": "Unknown model, version or alias"},
+            413: {"description": "Request too large"},
+            415: {"description": "Wrong input kind for this model"},
+            422: {"description": "Invalid input (every bad item listed)"},
+        },
+    )
+    async def predict(
+        name: str,
+        request: Request,
+        version: str | None = Query(None, description="A version or alias (default production)"),
+        explain: bool = Query(False, description="Add the explanation (Grad-CAM PNG, SHAP)"),
+        format: str = Query("json", pattern="^(json|fhir)$", description="json or fhir"),
+        patient: str | None = Query(
+            None,
+            pattern=r"^Patient/[A-Za-z0-9\-\.]{1,64}$",
+            description="FHIR subject reference for format=fhir (never logged)",
+        ),
+        _p: Principal = Depends(predictor),  # noqa: B008
+    ) -> Any:
+        m = await run_in_threadpool(_resolve, name, version, request)
+        rows, records = await _predict_rows(m, request, explain)
+        rows = _finish(m, rows)
+        request.state.audit["summary"] = _summary(rows)
+        _shadow(m, records, rows)
+        if format == "fhir":
+            from medlearn.serving.fhir import to_fhir
+
+            doc = await run_in_threadpool(
+                lambda: to_fhir(
+                    rows,
+                    name=m.info.name,
+                    version=m.info.version,
+                    manifest=m.manifest,
+                    patient=patient,
+                )
+            )
+            return JSONResponse(doc, media_type="application/fhir+json")
+        return {"model": {"name": m.info.name, "version": m.info.version}, "predictions": rows}
+
+    # -- CDS Hooks --------------------------------------------------------------------------
+    @app.get("/cds-services", tags=["cds-hooks"], summary="CDS Hooks discovery")
+    def cds_discovery(_p: Principal = Depends(predictor)) -> dict[str, Any]:  # noqa: B008
+        from medlearn.serving.cds import service_entry
+
+        services = []
+        for name in svc.registry.names():
+            try:
+                m = svc.model(svc.registry.resolve(name))
+            except MedlearnError:
+                continue
+            if (m.manifest.get("input") or {}).get("kind", "image") != "image":
+                services.append(service_entry(name, m.info.version, m.manifest))
+        return {"services": services}
+
+    @app.post("/cds-services/{service_id}", tags=["cds-hooks"], summary="patient-view cards")
+    async def cds_call(
+        service_id: str,
+        request: Request,
+        hook: dict[str, Any],
+        _p: Principal = Depends(predictor),  # noqa: B008
+    ) -> dict[str, Any]:
+        from medlearn.serving.cds import card_for, features_from_prefetch, input_features
+
+        if hook.get("hook") != "patient-view":
+            raise ApiError(400, "Only the patient-view hook is supported.")
+        m = await run_in_threadpool(_resolve, service_id, None, request)
+        if (m.manifest.get("input") or {}).get("kind", "image") == "image":
+            raise ApiError(404, f"Model {service_id!r} takes images; it is not a CDS service.")
+        prefetch = hook.get("prefetch") or {}
+        if not isinstance(prefetch, dict):
+            raise ApiError(400, "prefetch must be an object.")
+        row = features_from_prefetch(prefetch, input_features(m.manifest))
+        canon = json.dumps(row, sort_keys=True, default=str)
+        request.state.audit["input_sha256"] = hashlib.sha256(canon.encode()).hexdigest()
+        if not row:
+            return {
+                "cards": [
+                    {
+                        "summary": f"{service_id}: no model inputs found for this patient",
+                        "indicator": "info",
+                        "source": {"label": f"medlearn {service_id}"},
+                    }
+                ]
+            }
+        with tempfile.TemporaryDirectory(prefix="medlearn-cds-") as tmp:
+            records, bad = await run_in_threadpool(_records_from_rows, m.learner, [row], Path(tmp))
+        if bad or not records:
+            raise ApiError(422, "The patient's data could not be used by the model.")
+        rows = _finish(m, await asyncio.wrap_future(m.batcher.submit(records)))
+        request.state.audit["summary"] = _summary(rows)
+        return {"cards": [card_for(rows[0], name=m.info.name, version=m.info.version)]}
+
+    # -- registry (admin) -------------------------------------------------------------------
+    @app.get("/v1/registry", tags=["registry"], summary="Every registered version")
+    def registry_list(_p: Principal = Depends(admin)) -> dict[str, Any]:  # noqa: B008
+        return {"versions": [v.__dict__ for v in svc.registry.list()]}
+
+    @app.put("/v1/registry/{name}/aliases/{alias}", tags=["registry"], summary="Move an alias")
+    def registry_promote(
+        name: str,
+        alias: str,
+        body: AliasIn,
+        request: Request,
+        _p: Principal = Depends(admin),  # noqa: B008
+    ) -> dict[str, Any]:
+        request.state.audit.update(model=name, version=body.version)
+        previous = svc.registry.promote(name, body.version, alias=alias)
+        return {"name": name, "alias": alias, "version": body.version, "previous": previous}
+
+    @app.post("/v1/registry/{name}/rollback", tags=["registry"], summary="Roll an alias back")
+    def registry_rollback(
+        name: str,
+        request: Request,
+        alias: str = Query("production", max_length=64),
+        _p: Principal = Depends(admin),  # noqa: B008
+    ) -> dict[str, Any]:
+        version = svc.registry.rollback(name, alias=alias)
+        request.state.audit.update(model=name, version=version)
+        return {"name": name, "alias": alias, "version": version}
+
+    @app.get("/v1/registry/verify", tags=["registry"], summary="Re-check every bundle sha256")
+    def registry_verify(_p: Principal = Depends(admin)) -> dict[str, Any]:  # noqa: B008
+        results = [
+            {"name": v.name, "version": v.version, "ok": p is None, "problem": p}
+            for v, p in svc.registry.verify()
+        ]
+        return {"ok": all(r["ok"] for r in results), "versions": results}
+
+    # -- audit (auditor) --------------------------------------------------------------------
+    @app.get("/v1/audit", tags=["audit"], summary="Audit rows (newest last)")
+    def audit_rows(
+        after: int = Query(0, ge=0, le=2**62, description="Only rows with seq > after"),
+        limit: int = Query(100, ge=1, le=1000),
+        _p: Principal = Depends(auditor),  # noqa: B008
+    ) -> dict[str, Any]:
+        rows = []
+        for r in export_rows(svc.engine):
+            if r["seq"] > after:
+                rows.append(r)
+                if len(rows) >= limit:
+                    break
+        return {"rows": rows}
+
+    @app.get("/v1/audit/verify", tags=["audit"], summary="Verify the audit hash chain")
+    def audit_verify(_p: Principal = Depends(auditor)) -> dict[str, Any]:  # noqa: B008
+        rep = verify_chain(svc.engine)
+        return {
+            "ok": rep.ok,
+            "rows": rep.rows,
+            "first_bad_seq": rep.first_bad_seq,
+            "problem": rep.problem,
+        }
+
+    # -- web page ---------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(_WEB / "index.html", headers=_PAGE_HEADERS)
+
+    app.mount("/static", StaticFiles(directory=_WEB), name="static")
+    return app
+
+
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def _calibration_name(manifest: dict[str, Any]) -> str:
+    cal = manifest.get("calibration")
+    if isinstance(cal, dict):
+        return str(cal.get("method") or cal.get("name") or "calibrated")
+    return str(cal) if cal else "none"
+
+
+def _version() -> str:
+    import medlearn
+
+    return str(medlearn.__version__)
