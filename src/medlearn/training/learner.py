@@ -49,16 +49,21 @@ class Explanation:
     """An attribution for one input, drawn in reports and returned by ``predict --explain``.
 
     Attributes:
-        image: the input as shown to a person, ``(H, W)`` or ``(H, W, 3)`` floats in [0, 1].
-        heatmap: attribution ``(H, W)`` in [0, 1] at the image's resolution.
+        image: the input as shown to a person, ``(H, W)`` or ``(H, W, 3)`` floats in [0, 1]
+            (image models; ``None`` otherwise).
+        heatmap: attribution ``(H, W)`` in [0, 1] at the image's resolution (image models).
         target: the class index explained.
-        method: e.g. ``"gradcam"``.
+        method: e.g. ``"gradcam"``, ``"shap_tree"``.
+        features: per-feature attributions (tabular models), feature name → value in the
+            model's output space (log-odds or probability for classes, target units for
+            regression); positive values push towards ``target``.
     """
 
-    image: np.ndarray
-    heatmap: np.ndarray
-    target: int
-    method: str
+    image: np.ndarray | None = None
+    heatmap: np.ndarray | None = None
+    target: int = 0
+    method: str = ""
+    features: dict[str, float] | None = None
 
 
 @dataclass

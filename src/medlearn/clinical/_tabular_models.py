@@ -1,0 +1,320 @@
+"""Tabular risk models registered in :data:`medlearn.registry.MODELS`.
+
+Each factory takes the model's own keyword parameters (``model.params`` in a run file) plus
+three that medlearn passes itself: ``task`` (``binary`` / ``multiclass`` / ``regression``),
+``seed`` and ``class_weight`` (``"balanced"`` or ``None``). scikit-learn factories return an
+unfitted estimator; ``mlp`` returns a torch module factory trained by the shared trainer
+(:func:`medlearn.training.fit_module`) inside :class:`~medlearn.clinical.TabularLearner`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from torch import nn
+
+from medlearn.registry import MODELS
+
+__all__ = ["TabularMLP", "TabularMLPModule"]
+
+_TASKS = ("binary", "multiclass", "regression")
+_META = {"domain": "clinical", "learner": "tabular", "reader": "tabular", "tasks": _TASKS}
+#: Parameters the learner passes itself; refused in ``model.params``.
+RESERVED = ("task", "seed", "class_weight")
+
+
+def _register(name: str, *, kind: str, tiny: dict[str, Any], description: str):
+    return MODELS.register(name, kind=kind, tiny=tiny, description=description, **_META)
+
+
+@_register(
+    "logistic_regression",
+    kind="sklearn",
+    tiny={"C": 1.0},
+    description="L2-regularised logistic regression (ridge regression for regression tasks).",
+)
+def logistic_regression(
+    *,
+    task: str,
+    seed: int = 0,
+    class_weight: str | None = None,
+    C: float = 1.0,
+    max_iter: int = 2000,
+) -> Any:
+    """Logistic regression (``lbfgs``, L2 penalty ``1/C``); Ridge(alpha=1/C) for regression."""
+    if task == "regression":
+        from sklearn.linear_model import Ridge
+
+        return Ridge(alpha=1.0 / C)
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=C, max_iter=max_iter, class_weight=class_weight, random_state=seed)
+
+
+@_register(
+    "svm",
+    kind="sklearn",
+    tiny={"C": 1.0},
+    description="RBF support vector machine, probabilities by 5-fold sigmoid calibration.",
+)
+def svm(
+    *,
+    task: str,
+    seed: int = 0,
+    class_weight: str | None = None,
+    C: float = 1.0,
+    gamma: str | float = "scale",
+    kernel: str = "rbf",
+    calibration_folds: int = 5,
+) -> Any:
+    """An SVC wrapped in ``CalibratedClassifierCV`` (sigmoid); an SVR for regression."""
+    if task == "regression":
+        from sklearn.svm import SVR
+
+        return SVR(C=C, gamma=gamma, kernel=kernel)
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.svm import SVC
+
+    base = SVC(C=C, gamma=gamma, kernel=kernel, class_weight=class_weight, random_state=seed)
+    return CalibratedClassifierCV(base, method="sigmoid", cv=calibration_folds)
+
+
+@_register(
+    "random_forest",
+    kind="sklearn",
+    tiny={"n_estimators": 10},
+    description="Random forest (scikit-learn).",
+)
+def random_forest(
+    *,
+    task: str,
+    seed: int = 0,
+    class_weight: str | None = None,
+    n_estimators: int = 500,
+    max_depth: int | None = None,
+    min_samples_leaf: int = 1,
+    max_features: str | float | None = "sqrt",
+    n_jobs: int | None = 1,
+) -> Any:
+    """A random forest; ``class_weight="balanced"`` becomes ``balanced_subsample``."""
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    common = dict(
+        n_estimators=n_estimators,
+        max_depth=max_depth,
+        min_samples_leaf=min_samples_leaf,
+        max_features=max_features,
+        n_jobs=n_jobs,
+        random_state=seed,
+    )
+    if task == "regression":
+        return RandomForestRegressor(**common)
+    cw = "balanced_subsample" if class_weight == "balanced" else None
+    return RandomForestClassifier(class_weight=cw, **common)
+
+
+@_register(
+    "extra_trees",
+    kind="sklearn",
+    tiny={"n_estimators": 10},
+    description="Extremely randomised trees (scikit-learn).",
+)
+def extra_trees(
+    *,
+    task: str,
+    seed: int = 0,
+    class_weight: str | None = None,
+    n_estimators: int = 500,
+    max_depth: int | None = None,
+    min_samples_leaf: int = 1,
+    max_features: str | float | None = "sqrt",
+    n_jobs: int | None = 1,
+) -> Any:
+    """Extra trees; ``class_weight="balanced"`` becomes ``balanced_subsample``."""
+    from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
+
+    common = dict(
+        n_estimators=n_estimators,
+        max_depth=max_depth,
+        min_samples_leaf=min_samples_leaf,
+        max_features=max_features,
+        n_jobs=n_jobs,
+        random_state=seed,
+    )
+    if task == "regression":
+        return ExtraTreesRegressor(**common)
+    cw = "balanced_subsample" if class_weight == "balanced" else None
+    return ExtraTreesClassifier(class_weight=cw, **common)
+
+
+@_register(
+    "hist_gradient_boosting",
+    kind="sklearn",
+    tiny={"max_iter": 10},
+    description="Histogram gradient boosting (scikit-learn, LightGBM-style).",
+)
+def hist_gradient_boosting(
+    *,
+    task: str,
+    seed: int = 0,
+    class_weight: str | None = None,
+    learning_rate: float = 0.05,
+    max_iter: int = 200,
+    max_leaf_nodes: int = 15,
+    max_depth: int | None = None,
+    min_samples_leaf: int = 20,
+    l2_regularization: float = 1.0,
+    early_stopping: bool = False,
+) -> Any:
+    """Histogram gradient boosting (classifier or regressor)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    common = dict(
+        learning_rate=learning_rate,
+        max_iter=max_iter,
+        max_leaf_nodes=max_leaf_nodes,
+        max_depth=max_depth,
+        min_samples_leaf=min_samples_leaf,
+        l2_regularization=l2_regularization,
+        early_stopping=early_stopping,
+        random_state=seed,
+    )
+    if task == "regression":
+        return HistGradientBoostingRegressor(**common)
+    return HistGradientBoostingClassifier(class_weight=class_weight, **common)
+
+
+# --- the MLP ----------------------------------------------------------------------------------
+
+
+class TabularMLP(nn.Module):
+    """A feed-forward network ``(B, F) -> (B, K)``: Linear → ReLU → Dropout blocks.
+
+    Args:
+        in_features: F, the preprocessed feature count.
+        out_features: K (classes, or 1 for regression).
+        hidden: widths of the hidden layers.
+        dropout: dropout after every hidden layer.
+    """
+
+    def __init__(
+        self, in_features: int, out_features: int, hidden: Sequence[int], dropout: float
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = in_features
+        for h in hidden:
+            layers += [nn.Linear(width, int(h)), nn.ReLU(), nn.Dropout(dropout)]
+            width = int(h)
+        layers.append(nn.Linear(width, out_features))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+@_register(
+    "mlp",
+    kind="torch",
+    tiny={"hidden": [8]},
+    description="Multilayer perceptron (torch, shared Lightning trainer, early stopping on val).",
+)
+def mlp(
+    *,
+    task: str,
+    seed: int = 0,
+    class_weight: str | None = None,
+    hidden: Sequence[int] = (64, 32),
+    dropout: float = 0.2,
+) -> dict[str, Any]:
+    """The MLP's architecture settings (the learner builds :class:`TabularMLP` from them)."""
+    if not hidden or any(int(h) < 1 for h in hidden):
+        from medlearn.errors import ConfigError
+
+        raise ConfigError(
+            f"The 'hidden' parameter of mlp must be a non-empty list of positive widths. "
+            f"Got {list(hidden)!r}."
+        )
+    if not 0 <= float(dropout) < 1:
+        from medlearn.errors import ConfigError
+
+        raise ConfigError(f"The 'dropout' parameter of mlp must be in [0, 1). Got {dropout}.")
+    return {"hidden": [int(h) for h in hidden], "dropout": float(dropout)}
+
+
+class TabularMLPModule(LightningModule):
+    """Lightning task for :class:`TabularMLP`: cross-entropy (weighted) or MSE.
+
+    Logs ``train_loss``, ``val_loss`` and ``val_<monitor>`` (AUROC for classification when
+    the monitor is a registered metric; regression monitors ``val_loss``).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        task: str,
+        lr: float,
+        weight_decay: float = 0.0,
+        class_weights: torch.Tensor | None = None,
+        monitor: str = "loss",
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.task = task
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.monitor = monitor
+        self.register_buffer("class_weights", class_weights)
+        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.task == "regression":
+            return F.mse_loss(out[:, 0], y.float())
+        return F.cross_entropy(out, y.long(), weight=self.class_weights)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+        x, y = batch
+        loss = self._loss(self(x), y)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+        x, y = batch
+        out = self(x)
+        self.log("val_loss", self._loss(out, y), on_epoch=True, batch_size=len(y))
+        self._val.append((out.detach(), y.detach()))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val or self.monitor == "loss" or self.task == "regression":
+            self._val.clear()
+            return
+        import math
+
+        from medlearn.registry import METRICS
+
+        out = torch.cat([o for o, _ in self._val])
+        y = torch.cat([t for _, t in self._val]).numpy()
+        self._val.clear()
+        proba = torch.softmax(out.float(), dim=1).numpy()
+        meta = METRICS.meta(self.monitor)
+        score = proba.argmax(1) if meta.get("needs") == "label" else proba
+        if meta.get("needs") != "label" and proba.shape[1] == 2:
+            score = proba[:, 1]
+        try:
+            value = float(METRICS.get(self.monitor)(y, score))
+        except ValueError:
+            value = float("nan")
+        if not math.isfinite(value):
+            value = 0.0 if meta.get("higher_is_better", True) else float("inf")
+        self.log(f"val_{self.monitor}", value)
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
