@@ -202,6 +202,8 @@ class TabularLearner:
     """
 
     domain = "clinical"
+    #: explanations are per-feature SHAP values, not images (no report gallery)
+    image_explanations = False
 
     def __init__(
         self,

@@ -513,8 +513,12 @@ class ClassificationTask:
     def _save_gallery(
         run_dir: Path, learner: Any, records: Sequence[Record], frame: pd.DataFrame, n: int
     ) -> None:
+        # Learners whose explanations are not images (tables) declare it, so no time is spent
+        # explaining cases the gallery would drop.
+        if not getattr(learner, "image_explanations", True) or not hasattr(learner, "explain"):
+            return
         picks = _pick_gallery(frame, n)
-        if not picks or not hasattr(learner, "explain"):
+        if not picks:
             return
         chosen = [records[i] for i in picks]
         targets = [int(frame.loc[i, "prediction"]) for i in picks]
