@@ -272,6 +272,8 @@ def train(
     outcome = handler.run(ctx)
     predictions = outcome.predictions
     metrics_doc = _metrics_document(cfg, parts, fit, outcome)
+    if data.info.get("data_quality"):
+        metrics_doc["data_quality"] = data.info["data_quality"]
     if cv is not None:
         predictions = pd.concat([cv["predictions"], predictions], ignore_index=True)
         metrics_doc["metrics"] = {"cv": cv["metrics"], **metrics_doc["metrics"]}

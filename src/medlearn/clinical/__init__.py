@@ -1,10 +1,10 @@
-"""Clinical data: tabular risk models and survival analysis (EHR time series to follow).
+"""Clinical data: tabular risk models, survival analysis and ICU/EHR time series.
 
 Importing this package registers its readers, models, learners and task handlers.
 """
 
 from __future__ import annotations
 
-from medlearn.clinical import survival, tabular  # noqa: F401  (registration)
+from medlearn.clinical import survival, tabular, timeseries  # noqa: F401  (registration)
 
 __all__: list[str] = []

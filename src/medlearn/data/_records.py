@@ -58,7 +58,10 @@ class LoadedData:
             defines official splits, else ``None``.
         source: a short description of where the data came from (a path or catalog name),
             never patient data.
-        info: reader-specific facts (image shape, channels, counts) for the report.
+        info: reader-specific facts (image shape, channels, counts) for the report. A
+            ``"data_quality"`` entry (``{kind of problem: count}``, or ``{section: {kind:
+            count}}``) is copied into ``metrics.json`` and shown in the report's data-quality
+            section; readers count every problem they fixed or skipped there.
     """
 
     records: list[Record]

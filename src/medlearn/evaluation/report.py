@@ -702,6 +702,32 @@ def _split_table(inputs: ReportInputs) -> str:
     )
 
 
+def _quality_rows(quality: Mapping[str, Any], prefix: str = "") -> list[str]:
+    rows = []
+    for key, value in quality.items():
+        label = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            rows.extend(_quality_rows(value, prefix=f"{label} — "))
+        else:
+            rows.append(
+                f"<tr><td>{_e(label.replace('_', ' '))}</td><td>{_e(_fmt_general(value))}</td></tr>"
+            )
+    return rows
+
+
+def _with_quality_section(inputs: ReportInputs, quality: Mapping[str, Any]) -> ReportInputs:
+    """Add a "Data quality" section listing the reader's problem counts."""
+    from dataclasses import replace
+
+    body = (
+        '<p class="muted small">What the reader found and how it was handled; every record '
+        "is accounted for (nothing is dropped silently).</p>"
+        '<table class="metrics"><thead><tr><th>Check</th><th>Count</th></tr></thead>'
+        f"<tbody>{''.join(_quality_rows(quality))}</tbody></table>"
+    )
+    return replace(inputs, sections=[*inputs.sections, ("data-quality", "Data quality", body)])
+
+
 def build_report(inputs: ReportInputs) -> str:
     """Render the report as one self-contained HTML document.
 
@@ -732,6 +758,9 @@ def build_report(inputs: ReportInputs) -> str:
         "model-card": _model_card(inputs),
     }
     order = [(k, t) for k, t in _SECTIONS if bodies[k] is not None]
+    quality = inputs.metrics_doc.get("data_quality")
+    if quality:
+        inputs = _with_quality_section(inputs, quality)
     extra = [(k, t) for k, t, _ in inputs.sections]
     extra_bodies = {k: b for k, _, b in inputs.sections}
     order = order[:1] + extra + order[1:]

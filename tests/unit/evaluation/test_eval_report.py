@@ -203,3 +203,14 @@ def test_write_report_is_atomic(tmp_path, monkeypatch):
         write_report(path, inputs)
     assert path.read_text(encoding="utf-8") == first
     assert [p.name for p in path.parent.iterdir()] == ["report.html"]
+
+
+def test_data_quality_counts_get_their_own_section():
+    doc = {
+        "task": "binary",
+        "data_quality": {"unknown_variable": 3, "set-b": {"out_of_window": 12}},
+    }
+    html = build_report(ReportInputs(title="q", metrics_doc=doc))
+    assert "<h2>Data quality</h2>" in html and '<a href="#data-quality">' in html
+    assert "<td>unknown variable</td><td>3</td>" in html
+    assert "set-b — out of window" in html
