@@ -68,6 +68,7 @@ __all__ = [
     "ece",
     "f1",
     "mae",
+    "min_se_ppv",
     "prepare_inputs",
     "r2",
     "rmse",
@@ -533,6 +534,29 @@ def f1(y_true, y_pred, *, mask=None, sample_weight=None, n_classes=None) -> floa
     Arguments as :func:`accuracy`.
     """
     return _label_public("f1", y_true, y_pred, mask, sample_weight, n_classes)
+
+
+def _min_se_ppv_b(
+    y: np.ndarray, p: np.ndarray, W: np.ndarray, n_classes: int | None = None
+) -> np.ndarray:
+    cm = _confusion_b(y, p, W, 2)
+    tp = cm[:, 1, 1]
+    recall = _safe_div(tp, cm[:, 1, :].sum(axis=1))
+    precision = _safe_div(tp, cm[:, :, 1].sum(axis=1))
+    return np.minimum(recall, precision)
+
+
+@METRICS.register("min_se_ppv", higher_is_better=True, needs="label", tasks=("binary",))
+@_with_batched(_min_se_ppv_b)
+def min_se_ppv(y_true, y_pred, *, mask=None, sample_weight=None, n_classes=None) -> float:
+    """PhysioNet/CinC 2012 challenge score: ``min(sensitivity, positive predictive value)``.
+
+    Binary only; NaN without true or predicted positives. Arguments as :func:`accuracy`.
+    """
+    y, p, w = prepare_inputs(
+        y_true, y_pred, kind="label", mask=mask, sample_weight=sample_weight, n_classes=2
+    )
+    return _scalar(_min_se_ppv_b(y, p, w[None, :], 2))
 
 
 def _regression_public(core: Batched, y_true, y_pred, mask, sample_weight) -> float:
