@@ -128,6 +128,16 @@ def _reader_kwargs(reader: str, cfg: RunConfig) -> dict[str, Any]:
     return {"cfg": cfg} if READERS.meta(reader).get("run_config") else {}
 
 
+def _without_source_options(reader: str, cfg: RunConfig) -> RunConfig:
+    """The run file minus reader options that name further data sources (e.g. a separate
+    ``test`` set): ``medlearn evaluate --data X`` must read X alone."""
+    drop = set(READERS.meta(reader).get("source_options", ()))
+    if not drop or not drop & set(cfg.data.options):
+        return cfg
+    options = {k: v for k, v in cfg.data.options.items() if k not in drop}
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"options": options})})
+
+
 def load_data(cfg: RunConfig) -> LoadedData:
     """Load the records named by ``cfg.data`` (a catalog dataset, or a user path)."""
     from medlearn import catalog
@@ -521,7 +531,7 @@ def evaluate(
         kwargs = {}
         reader = manifest.get("reader") or manifest["domain"]
         if cfg is not None:
-            kwargs = _reader_kwargs(reader, cfg)
+            kwargs = _reader_kwargs(reader, _without_source_options(reader, cfg))
         if not data_path.exists() and data_path.name in DATASETS:
             from medlearn import catalog
 

@@ -56,6 +56,8 @@ READERS.add(
     "timeseries",
     read_timeseries,
     run_config=True,
+    # options naming other sources, dropped by `medlearn evaluate --data X` (reads X alone)
+    source_options=("test", "test_outcomes"),
     description=(
         "ICU/EHR time series: PhysioNet 2012 sets (folder or .tar.gz + Outcomes file), "
         "long-format CSV/Parquet event tables, FHIR R4 Bundle/NDJSON."
