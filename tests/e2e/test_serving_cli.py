@@ -15,12 +15,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
 from medlearn.cli import main
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e]
 
 
 def _free_port() -> int:
@@ -36,27 +35,9 @@ def _png(seed: int) -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture(scope="module")
-def bundle(png_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = tmp_path_factory.mktemp("serve-cli")
-    runfile = work / "run.yaml"
-    runfile.write_text(
-        yaml.safe_dump(
-            {
-                "name": "tiny",
-                "task": "binary",
-                "data": {
-                    "path": str(png_dataset),
-                    "split": {"method": "stratified", "fractions": [0.5, 0.25, 0.25], "seed": 1},
-                },
-                "model": {"name": "simple_cnn", "params": {"width": 8}},
-                "training": {"epochs": 1, "batch_size": 16, "progress": False},
-                "evaluation": {"bootstrap": 10, "gallery": 0},
-            }
-        )
-    )
-    assert main(["train", str(runfile), "--out", str(work / "run")]) == 0
-    return work / "run" / "bundle"
+@pytest.fixture()
+def bundle(serving_bundle: Path) -> Path:
+    return serving_bundle
 
 
 def test_cli_verbs_and_killed_server(

@@ -16,6 +16,9 @@ import hashlib
 import json
 import logging
 import math
+import os
+import secrets
+import shutil
 import tempfile
 import threading
 import time
@@ -24,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -44,6 +49,7 @@ log = logging.getLogger("medlearn.serving")
 _WEB = Path(__file__).parent / "web"
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".nii", ".nii.gz")
 _AUDITED = ("/v1/", "/cds-services")
+_LOOKUP_TTL = 2.0
 
 
 @dataclass
@@ -127,6 +133,14 @@ class Service:
         self.ready = False
         self._models: dict[tuple[str, str], LoadedModel] = {}
         self._load_lock = threading.Lock()
+        # Alias/version lookups are cached briefly so a prediction needs no database session;
+        # moves through this server clear the cache at once, moves from another process
+        # (``medlearn registry promote``) take effect within ``_LOOKUP_TTL`` seconds.
+        self._lookups: dict[tuple[str, str, str | None], tuple[float, Any]] = {}
+        # Request preparation (spool, header check, decode) runs in worker threads; a few
+        # are enough, and more only fight over the GIL with the model's batch thread.
+        self.prep_limiter = anyio.CapacityLimiter(4)
+        self.spool = Path(tempfile.mkdtemp(prefix="medlearn-spool-", dir=_spool_base()))
         self.metrics = CollectorRegistry()
         self.m_requests = Counter(
             "medlearn_requests_total",
@@ -184,6 +198,36 @@ class Service:
                         log.error("model %s could not be loaded: %s", name, exc.message)
         self.ready = True
 
+    def resolve(self, name: str, ref: str | None = None) -> VersionInfo:
+        """:meth:`ModelRegistry.resolve`, cached for ``_LOOKUP_TTL`` seconds."""
+        return self._cached(("resolve", name, ref), lambda: self.registry.resolve(name, ref))
+
+    def aliases(self, name: str) -> dict[str, str]:
+        """:meth:`ModelRegistry.aliases`, cached for ``_LOOKUP_TTL`` seconds."""
+        return self._cached(("aliases", name, None), lambda: self.registry.aliases(name))
+
+    def _cached(self, key: tuple[str, str, str | None], fn: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        hit = self._lookups.get(key)
+        if hit is not None and now - hit[0] < _LOOKUP_TTL:
+            return hit[1]
+        value = fn()
+        if len(self._lookups) > 10_000:
+            self._lookups.clear()
+        self._lookups[key] = (now, value)
+        return value
+
+    def resolved(self, name: str, ref: str | None) -> LoadedModel | None:
+        """The loaded model for a fresh cached lookup, without touching the database."""
+        hit = self._lookups.get(("resolve", name, ref))
+        if hit is None or time.monotonic() - hit[0] >= _LOOKUP_TTL:
+            return None
+        return self._models.get((hit[1].name, hit[1].version))
+
+    def forget_lookups(self) -> None:
+        """Drop cached alias/version lookups (after a registry change)."""
+        self._lookups.clear()
+
     def stop(self) -> None:
         self.ready = False
         for m in list(self._models.values()):
@@ -192,6 +236,7 @@ class Service:
         self.drift.flush()
         self.audit.stop()
         self.engine.dispose()
+        shutil.rmtree(self.spool, ignore_errors=True)
 
     # -- models -----------------------------------------------------------------------------
     def model(self, info: VersionInfo) -> LoadedModel:
@@ -232,10 +277,21 @@ class Service:
     ) -> Callable[[Sequence[Any]], list[dict[str, Any]]]:
         from medlearn.pipeline import predict_records
 
+        # One output folder per model, reused by every batch (batches of a model run one at a
+        # time in its batcher thread); files written there are inlined and removed.
+        out = Path(tempfile.mkdtemp(prefix="medlearn-out-", dir=self.spool))
+
         def fn(records: Sequence[Any]) -> list[dict[str, Any]]:
-            with tempfile.TemporaryDirectory(prefix="medlearn-out-") as out:
+            try:
                 rows = predict_records(learner, manifest, list(records), output_dir=out)
-                rows = [_inline_files(r, Path(out)) for r in rows]
+                if any(out.iterdir()):
+                    rows = [_inline_files(r, out) for r in rows]
+            finally:
+                for child in list(out.iterdir()):
+                    if child.is_dir():
+                        shutil.rmtree(child, ignore_errors=True)
+                    else:
+                        child.unlink(missing_ok=True)
             self.m_batch.observe(len(records))
             self.m_predictions.labels(info.name, info.version).inc(len(records))
             self.drift.observe(info.name, info.version, reference, [r["input"] for r in records])
@@ -336,15 +392,215 @@ def _check_dimensions(path: Path, suffix: str, settings: ServeSettings) -> str |
     return None
 
 
-def _records_from_rows(learner: Any, rows: list[dict[str, Any]], tmp: Path) -> tuple[list, list]:
+def _spool_base() -> str | None:
+    """Where uploads are spooled: ``$MEDLEARN_SPOOL``, else ``/dev/shm`` (memory: uploads
+    never reach a disk, and writing them costs no disk I/O), else the system temp folder."""
+    env = os.environ.get("MEDLEARN_SPOOL")
+    if env:
+        return env
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
+        return str(shm)
+    return None
+
+
+class _Scratch:
+    """A request's scratch files in the server's spool folder, removed by :meth:`cleanup`.
+
+    Files get a random token in their names, so requests never collide; a folder is made only
+    when one is needed (explanations, the CSV fallback), as creating and removing folders
+    costs milliseconds on some file systems.
+    """
+
+    def __init__(self, spool: Path) -> None:
+        self.spool = spool
+        self.token = secrets.token_hex(8)
+        self.files: list[Path] = []
+        self._dir: Path | None = None
+
+    def file(self, stem: str, suffix: str) -> Path:
+        p = self.spool / f"{stem}_{self.token}{suffix}"
+        self.files.append(p)
+        return p
+
+    def dir(self) -> Path:
+        if self._dir is None:
+            self._dir = self.spool / f"req_{self.token}"
+            self._dir.mkdir(mode=0o700)
+        return self._dir
+
+    @property
+    def has_dir(self) -> bool:
+        return self._dir is not None
+
+    def cleanup(self) -> None:
+        for p in self.files:
+            with contextlib.suppress(OSError):
+                os.unlink(p)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _prepare_uploads(
+    uploads: Sequence[tuple[str, bytes]], scratch: _Scratch, learner: Any, settings: ServeSettings
+) -> tuple[list[dict[str, str]], dict[str, str], list[Any]]:
+    """Spool uploaded files, check their headers, then read them with the learner.
+
+    Returns ``(bad, names, records)``: every unusable file as ``{"input": "file[i]", "error"}``
+    (nothing is decoded when any file is bad), the spooled path → client file name map, and
+    the records.
+    """
+    bad: list[dict[str, str]] = []
+    names: dict[str, str] = {}
+    paths: list[str] = []
+    for i, (filename, data) in enumerate(uploads):
+        label = f"file[{i}]"
+        suffix = _safe_suffix(filename) or _sniff_suffix(data)
+        if suffix is None:
+            bad.append({"input": label, "error": "unsupported file type"})
+            continue
+        p = scratch.file(f"upload_{i:03d}", suffix)
+        p.write_bytes(data)
+        problem = _check_dimensions(p, suffix, settings)
+        if problem:
+            bad.append({"input": label, "error": problem})
+            continue
+        names[str(p)] = filename or label
+        names[p.name] = filename or label
+        paths.append(str(p))
+    if bad or not paths:
+        return bad, names, []
+    records, bad_inputs = learner.read_inputs(paths)
+    for b in bad_inputs:
+        src = Path(b.source).name
+        label = f"file[{int(src[7:10])}]" if src.startswith("upload_") else "file"
+        msg = b.message.replace(str(b.source), label).replace(src, label)
+        bad.append({"input": label, "error": msg})
+    return bad, names, records
+
+
+def _records_from_rows(
+    learner: Any, rows: list[dict[str, Any]], scratch: _Scratch
+) -> tuple[list, list]:
     """Feature dicts → records: the learner's ``records_from_rows`` hook, else a temp CSV."""
     if hasattr(learner, "records_from_rows"):
         return learner.records_from_rows(rows)
     import pandas as pd
 
-    csv = tmp / "records.csv"
+    csv = scratch.dir() / "records.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)
     return learner.read_inputs([str(csv)])
+
+
+def _json_error(status: int, message: str, hint: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"code": status, "message": message}
+    if hint:
+        body["hint"] = hint
+    return JSONResponse({"error": body}, status_code=status)
+
+
+class _AuditMiddleware:
+    """Pure ASGI middleware: body-size limits, one audit row per audited request, metrics.
+
+    An audited request's response messages are held back until its audit row is committed
+    (group commit); if the audit log cannot be written the client gets 503 instead, so no
+    answer ever leaves without its row. A plain ASGI middleware (rather than
+    ``@app.middleware``) avoids a task group and a memory stream per request.
+    """
+
+    def __init__(self, app: Any, *, svc: Service, settings: ServeSettings) -> None:
+        self.app, self.svc, self.settings = app, svc, settings
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        path: str = scope.get("path", "")
+        method: str = scope.get("method", "GET")
+        audited = path.startswith(_AUDITED)
+        scope.setdefault("state", {})["audit"] = {}
+        held: list[dict[str, Any]] = []
+        status = [500]
+        auth_off = not self.settings.auth
+
+        async def hold(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
+                if auth_off:
+                    headers = list(message.get("headers", []))
+                    headers.append((b"x-medlearn-auth", b"disabled"))
+                    message = {**message, "headers": headers}
+            if audited:
+                held.append(message)
+            else:
+                await send(message)
+
+        refusal = self._size_refusal(scope, method)
+        try:
+            if refusal is not None:
+                await refusal(scope, receive, hold)
+            else:
+                await self.app(scope, receive, hold)
+        except Exception:
+            if audited:  # the failure is audited too, then handled by the server
+                await self._audit(scope, method, path, 500, time.perf_counter() - t0)
+            raise
+        latency = time.perf_counter() - t0
+        route = scope.get("route")
+        endpoint = getattr(route, "path", None) or ("static" if not audited else path[:64])
+        if audited:
+            ok = await self._audit(scope, method, path, status[0], latency)
+            if not ok:
+                status[0] = 503
+                held = []
+                await _json_error(503, "The audit log is unavailable.")(scope, receive, send)
+            for message in held:
+                await send(message)
+        self.svc.m_requests.labels(endpoint, str(status[0])).inc()
+        self.svc.m_latency.labels(endpoint).observe(latency)
+
+    def _size_refusal(self, scope: dict[str, Any], method: str) -> JSONResponse | None:
+        if method not in ("POST", "PUT", "PATCH"):
+            return None
+        length = None
+        for k, v in scope.get("headers", []):
+            if k == b"content-length":
+                length = v.decode("latin-1")
+                break
+        if length is None or not length.isdigit():
+            return _json_error(411, "A Content-Length header is required.")
+        if int(length) > self.settings.max_request_bytes:
+            return _json_error(
+                413,
+                f"Request body of {length} bytes exceeds the limit of "
+                f"{self.settings.max_request_bytes} bytes.",
+                "Send fewer or smaller files per request.",
+            )
+        return None
+
+    async def _audit(
+        self, scope: dict[str, Any], method: str, path: str, status: int, latency: float
+    ) -> bool:
+        a = scope["state"].get("audit", {})
+        route = scope.get("route")
+        endpoint = getattr(route, "path", None) or path[:64]
+        entry = AuditEntry(
+            key_id=a.get("key_id", "-"),
+            endpoint=f"{method} {endpoint}",
+            model_name=a.get("model", ""),
+            model_version=a.get("version", ""),
+            input_sha256=a.get("input_sha256", ""),
+            output_summary=a.get("summary", ""),
+            latency_ms=latency * 1000.0,
+            status=status,
+        )
+        try:
+            await asyncio.wrap_future(self.svc.audit.submit(entry))
+        except Exception:  # noqa: BLE001 - no answer without its audit row
+            log.exception("audit write failed; answering 503")
+            return False
+        return True
 
 
 # --- the app -----------------------------------------------------------------------------------
@@ -410,63 +666,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return JSONResponse({"error": body}, status_code=status)
 
     # -- middleware: size limit, audit, metrics ----------------------------------------------
-    @app.middleware("http")
-    async def _audit_mw(request: Request, call_next: Callable[..., Any]) -> Response:
-        t0 = time.perf_counter()
-        path = request.url.path
-        audited = path.startswith(_AUDITED)
-        request.state.audit = {}
-        if request.method in ("POST", "PUT", "PATCH"):
-            length = request.headers.get("content-length")
-            if length is None or not length.isdigit():
-                response: Response = JSONResponse(
-                    {"error": {"code": 411, "message": "A Content-Length header is required."}},
-                    status_code=411,
-                )
-            elif int(length) > settings.max_request_bytes:
-                response = JSONResponse(
-                    {
-                        "error": {
-                            "code": 413,
-                            "message": f"Request body of {length} bytes exceeds the limit of "
-                            f"{settings.max_request_bytes} bytes.",
-                            "hint": "Send fewer or smaller files per request.",
-                        }
-                    },
-                    status_code=413,
-                )
-            else:
-                response = await call_next(request)
-        else:
-            response = await call_next(request)
-        latency = time.perf_counter() - t0
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", None) or ("static" if not audited else path[:64])
-        if audited:
-            a = request.state.audit
-            entry = AuditEntry(
-                key_id=a.get("key_id", "-"),
-                endpoint=f"{request.method} {endpoint}",
-                model_name=a.get("model", ""),
-                model_version=a.get("version", ""),
-                input_sha256=a.get("input_sha256", ""),
-                output_summary=a.get("summary", ""),
-                latency_ms=latency * 1000.0,
-                status=response.status_code,
-            )
-            try:
-                await asyncio.wrap_future(svc.audit.submit(entry))
-            except Exception:  # noqa: BLE001 - no answer without its audit row
-                log.exception("audit write failed; answering 503")
-                response = JSONResponse(
-                    {"error": {"code": 503, "message": "The audit log is unavailable."}},
-                    status_code=503,
-                )
-        svc.m_requests.labels(endpoint, str(response.status_code)).inc()
-        svc.m_latency.labels(endpoint).observe(latency)
-        if not settings.auth:
-            response.headers["X-Medlearn-Auth"] = "disabled"
-        return response
+    app.add_middleware(_AuditMiddleware, svc=svc, settings=settings)
 
     # -- auth -------------------------------------------------------------------------------
     def require(*roles: str) -> Callable[..., Principal]:
@@ -566,9 +766,21 @@ def create_app(settings: ServeSettings) -> FastAPI:
         ref = version
         if "@" in name:
             name, ref = name.split("@", 1)
-        info = svc.registry.resolve(name, ref)
+        info = svc.resolve(name, ref)
         request.state.audit.update(model=info.name, version=info.version)
         return svc.model(info)
+
+    async def _aresolve(name: str, version: str | None, request: Request) -> LoadedModel:
+        """:func:`_resolve` inline when cached and loaded, else in a worker thread."""
+        ref = version
+        base = name
+        if "@" in name:
+            base, ref = name.split("@", 1)
+        hit = svc.resolved(base, ref)
+        if hit is not None:
+            request.state.audit.update(model=hit.info.name, version=hit.info.version)
+            return hit
+        return await run_in_threadpool(_resolve, name, version, request)
 
     @app.get("/v1/models/{name}", tags=["models"], summary="A model version's card and schema")
     async def model_card(
@@ -624,8 +836,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         m: LoadedModel, request: Request, explain: bool
     ) -> tuple[list[dict[str, Any]], list[Any]]:
         ctype = request.headers.get("content-type", "")
-        with tempfile.TemporaryDirectory(prefix="medlearn-req-") as tmp_s:
-            tmp = Path(tmp_s)
+        scratch = _Scratch(svc.spool)
+        try:
             names: dict[str, str] = {}
             if ctype.startswith("multipart/form-data"):
                 try:
@@ -645,34 +857,22 @@ def create_app(settings: ServeSettings) -> FastAPI:
                         "(curl -F file=@image.png).",
                     )
                 digest = hashlib.sha256()
-                bad, paths = [], []
-                for i, f in enumerate(files):
+                uploads = []
+                for f in files:
                     data = await f.read()
                     digest.update(hashlib.sha256(data).digest())
-                    label = f"file[{i}]"
-                    suffix = _safe_suffix(f.filename or "") or _sniff_suffix(data)
-                    if suffix is None:
-                        bad.append({"input": label, "error": "unsupported file type"})
-                        continue
-                    p = tmp / f"upload_{i:03d}{suffix}"
-                    p.write_bytes(data)
-                    problem = await run_in_threadpool(_check_dimensions, p, suffix, settings)
-                    if problem:
-                        bad.append({"input": label, "error": problem})
-                        continue
-                    names[str(p)] = f.filename or label
-                    names[p.name] = f.filename or label
-                    paths.append(str(p))
+                    uploads.append((f.filename or "", data))
                 request.state.audit["input_sha256"] = digest.hexdigest()
-                if not bad and paths:
-                    records, bad_inputs = await run_in_threadpool(m.learner.read_inputs, paths)
-                    for b in bad_inputs:
-                        src = Path(b.source).name
-                        label = f"file[{int(src[7:10])}]" if src.startswith("upload_") else "file"
-                        msg = b.message.replace(str(b.source), label).replace(src, label)
-                        bad.append({"input": label, "error": msg})
-                else:
-                    records = []
+                # Spooling, header checks and decoding in one worker-thread hop.
+                bad, found, records = await anyio.to_thread.run_sync(
+                    _prepare_uploads,
+                    uploads,
+                    scratch,
+                    m.learner,
+                    settings,
+                    limiter=svc.prep_limiter,
+                )
+                names.update(found)
                 if bad:
                     raise ApiError(
                         422,
@@ -705,7 +905,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
                         f"{settings.max_records} per request.",
                     )
                 records, bad_inputs = await run_in_threadpool(
-                    _records_from_rows, m.learner, body.records, tmp
+                    _records_from_rows, m.learner, body.records, scratch
                 )
                 if bad_inputs:
                     raise ApiError(
@@ -714,12 +914,17 @@ def create_app(settings: ServeSettings) -> FastAPI:
                         details=[{"input": b.source, "error": b.message} for b in bad_inputs],
                     )
             if explain:
-                rows = await run_in_threadpool(_explain_rows, m, records, tmp)
+                rows = await run_in_threadpool(_explain_rows, m, records, scratch.dir())
             else:
                 rows = await asyncio.wrap_future(m.batcher.submit(records))
             for r in rows:
                 src = str(r.get("input", ""))
                 r["input"] = names.get(src, names.get(Path(src).name, src))
+        finally:
+            if scratch.has_dir:
+                await run_in_threadpool(scratch.cleanup)
+            else:
+                scratch.cleanup()  # unlinking a few spooled files
         return rows, records
 
     def _explain_rows(m: LoadedModel, records: list[Any], tmp: Path) -> list[dict[str, Any]]:
@@ -756,12 +961,12 @@ def create_app(settings: ServeSettings) -> FastAPI:
     def _shadow(m: LoadedModel, records: list[Any], rows: list[dict[str, Any]]) -> None:
         if not settings.shadow:
             return
-        cand = svc.registry.aliases(m.info.name).get("shadow")
+        cand = svc.aliases(m.info.name).get("shadow")
         if not cand or cand == m.info.version:
             return
 
         def score() -> list[dict[str, Any]]:
-            cm = svc.model(svc.registry.resolve(m.info.name, cand))
+            cm = svc.model(svc.resolve(m.info.name, cand))
             from medlearn.pipeline import predict_records
 
             return predict_records(cm.learner, cm.manifest, records)
@@ -795,7 +1000,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         ),
         _p: Principal = Depends(predictor),  # noqa: B008
     ) -> Any:
-        m = await run_in_threadpool(_resolve, name, version, request)
+        m = await _aresolve(name, version, request)
         rows, records = await _predict_rows(m, request, explain)
         rows = _finish(m, rows)
         request.state.audit["summary"] = _summary(rows)
@@ -813,7 +1018,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
                 )
             )
             return JSONResponse(doc, media_type="application/fhir+json")
-        return {"model": {"name": m.info.name, "version": m.info.version}, "predictions": rows}
+        return JSONResponse(
+            {"model": {"name": m.info.name, "version": m.info.version}, "predictions": rows}
+        )
 
     # -- CDS Hooks --------------------------------------------------------------------------
     @app.get("/cds-services", tags=["cds-hooks"], summary="CDS Hooks discovery")
@@ -860,8 +1067,11 @@ def create_app(settings: ServeSettings) -> FastAPI:
                     }
                 ]
             }
-        with tempfile.TemporaryDirectory(prefix="medlearn-cds-") as tmp:
-            records, bad = await run_in_threadpool(_records_from_rows, m.learner, [row], Path(tmp))
+        scratch = _Scratch(svc.spool)
+        try:
+            records, bad = await run_in_threadpool(_records_from_rows, m.learner, [row], scratch)
+        finally:
+            await run_in_threadpool(scratch.cleanup)
         if bad or not records:
             raise ApiError(422, "The patient's data could not be used by the model.")
         rows = _finish(m, await asyncio.wrap_future(m.batcher.submit(records)))
@@ -883,6 +1093,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     ) -> dict[str, Any]:
         request.state.audit.update(model=name, version=body.version)
         previous = svc.registry.promote(name, body.version, alias=alias)
+        svc.forget_lookups()
         return {"name": name, "alias": alias, "version": body.version, "previous": previous}
 
     @app.post("/v1/registry/{name}/rollback", tags=["registry"], summary="Roll an alias back")
@@ -893,6 +1104,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         _p: Principal = Depends(admin),  # noqa: B008
     ) -> dict[str, Any]:
         version = svc.registry.rollback(name, alias=alias)
+        svc.forget_lookups()
         request.state.audit.update(model=name, version=version)
         return {"name": name, "alias": alias, "version": version}
 

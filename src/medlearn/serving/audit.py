@@ -143,13 +143,18 @@ class AuditLog:
         """Append and commit ``entries`` in one transaction; returns their sequence numbers."""
         if not entries:
             return []
-        with self._lock, Session(self.engine) as s, s.begin():
-            last = s.scalars(
-                sa.select(AuditRow).order_by(AuditRow.seq.desc()).limit(1).with_for_update()
+        table = AuditRow.__table__
+        with self._lock, self.engine.begin() as conn:
+            last = conn.execute(
+                sa.select(table.c.seq, table.c.row_hash)
+                .order_by(table.c.seq.desc())
+                .limit(1)
+                .with_for_update()
             ).first()
             prev = last.row_hash if last else GENESIS
             seq = last.seq if last else 0
             seqs = []
+            rows = []
             for e in entries:
                 seq += 1
                 fields = {
@@ -165,9 +170,10 @@ class AuditLog:
                     "status": int(e.status),
                 }
                 h = row_hash(prev, fields)
-                s.add(AuditRow(**fields, prev_hash=prev, row_hash=h))
+                rows.append({**fields, "prev_hash": prev, "row_hash": h})
                 prev = h
                 seqs.append(seq)
+            conn.execute(sa.insert(table), rows)  # one executemany, no ORM unit of work
         return seqs
 
     def append(self, entry: AuditEntry) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -53,3 +54,45 @@ def tiny_bundle_b(png_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture()
 def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'serving.db'}"
+
+
+def write_risk_table(path: Path, n: int = 90, seed: int = 0) -> Path:
+    """A seeded synthetic risk table: risk rises with age and smoker; chol is noise."""
+    rng = np.random.default_rng(seed)
+    lines = ["age,chol,smoker,y"]
+    for _ in range(n):
+        age = rng.normal(55, 10)
+        smoker = "yes" if rng.random() < 0.4 else "no"
+        logit = 0.15 * (age - 55) + (1.5 if smoker == "yes" else -0.7)
+        y = int(rng.random() < 1 / (1 + np.exp(-logit)))
+        lines.append(f"{age:.1f},{rng.normal(200, 30):.0f},{smoker},{y}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_tabular_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A logistic-regression bundle on a synthetic table (trains in about a second)."""
+    from medlearn.cli import main
+
+    work = tmp_path_factory.mktemp("serving-tabular")
+    table = write_risk_table(work / "risk.csv")
+    runfile = work / "run.yaml"
+    runfile.write_text(
+        yaml.safe_dump(
+            {
+                "name": "risk",
+                "task": "binary",
+                "data": {
+                    "path": str(table),
+                    "target": "y",
+                    "split": {"method": "stratified", "fractions": [0.6, 0.2, 0.2], "seed": 0},
+                },
+                "model": {"name": "logistic_regression", "params": {"C": 1.0}},
+                "training": {"seed": 0, "progress": False},
+                "evaluation": {"bootstrap": 20, "gallery": 0},
+            }
+        )
+    )
+    assert main(["train", str(runfile), "--out", str(work / "run")]) == 0
+    return work / "run" / "bundle"
