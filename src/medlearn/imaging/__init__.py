@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from medlearn.imaging import models, readers, tasks, transforms  # noqa: F401  (registration)
+from medlearn.imaging import (  # noqa: F401  (registration)
+    models,
+    readers,
+    segmentation,
+    tasks,
+    transforms,
+)
 from medlearn.imaging.models import create_model
 from medlearn.imaging.readers import load_image, read_imaging
 from medlearn.imaging.tasks import ImageClassifier, ImagePreprocessor

@@ -22,7 +22,11 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-IMAGING_MODELS = MODELS.list(domain="imaging")
+IMAGING_MODELS = [  # classification models (segmentation networks have their own learner)
+    n
+    for n in MODELS.list(domain="imaging")
+    if MODELS.meta(n).get("learner", "imaging") == "imaging"
+]
 DATA_ARGS = ("in_channels", "num_classes", "image_size")
 
 

@@ -1,0 +1,760 @@
+"""The segmentation learner: patch training through the shared trainer, sliding-window
+inference, bundles.
+
+Options come from ``data.options`` (the reader's own keys are listed in
+:data:`~medlearn.imaging.segmentation.readers.READER_OPTIONS`):
+
+==================  =====================================================================
+``patch_size``      training patch / inference window (default: image size, at most 256
+                    in 2-D and 96 in 3-D, a multiple of 16)
+``loss``            ``dice``, ``dice_ce`` (default) or ``dice_focal`` (MONAI losses)
+``intensity``       ``zscore`` (per image, MR style; default), ``ct`` (window, then [0, 1]),
+                    ``dataset`` (mean/SD fitted on the training images), ``none``
+``window``          CT window ``[low, high]`` in HU (default ``[-1000, 1000]``)
+``spacing``         resample to this spacing before training and inference
+``samples_per_image`` patches per image per epoch (default 4)
+``fg_fraction``     share of patches centred on a foreground voxel (default 0.5)
+``overlap``         sliding-window overlap (default 0.5), Gaussian blending
+``tta``             flip test-time augmentation at inference (default false)
+``min_lesion_voxels`` drop predicted components smaller than this (default 0); ``auto``
+                    chooses it on the validation split (best lesion F1)
+``lesion_iou``      IoU for a predicted lesion to count as a detection (default 0.1)
+``surface_tolerance`` surface-Dice tolerance in mm (default 1.0)
+``cache_dir``       cache preprocessed cases on disk (MONAI PersistentDataset); default in
+                    memory (MONAI CacheDataset)
+==================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from torch import nn
+
+from medlearn._io import atomic_write_json
+from medlearn.errors import CheckpointError, ConfigError, DataValidationError, NotFittedError
+from medlearn.registry import LEARNERS, MODELS
+from medlearn.training import BadInput, FitReport, fit_module
+
+if TYPE_CHECKING:
+    from medlearn.config import RunConfig
+    from medlearn.data import LoadedData, Record
+
+__all__ = [
+    "LEARNER_OPTIONS",
+    "SegPreprocessor",
+    "SegmentationLearner",
+    "SegmentationModule",
+    "remove_small_components",
+]
+
+LEARNER_OPTIONS = (
+    "cache_dir",
+    "fg_fraction",
+    "intensity",
+    "lesion_iou",
+    "loss",
+    "min_lesion_voxels",
+    "overlap",
+    "patch_size",
+    "samples_per_image",
+    "spacing",
+    "surface_tolerance",
+    "sw_batch_size",
+    "tta",
+    "window",
+)
+
+
+# --- preprocessing -------------------------------------------------------------------------------
+
+
+@dataclass
+class SegPreprocessor:
+    """Resampling and intensity normalisation (fitted on training images only).
+
+    Attributes:
+        intensity: ``zscore``, ``ct``, ``dataset`` or ``none``.
+        window: CT window (HU) for ``ct``.
+        spacing: target spacing, or ``None`` to keep each image's grid.
+        mean, std: per-channel statistics for ``dataset``.
+    """
+
+    intensity: str = "zscore"
+    window: list[float] = field(default_factory=lambda: [-1000.0, 1000.0])
+    spacing: list[float] | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+
+    def fit(self, images: Sequence[np.ndarray]) -> SegPreprocessor:
+        """Fit ``dataset`` statistics on training images ``(C, *spatial)``."""
+        if self.intensity == "dataset":
+            c = images[0].shape[0]
+            s = np.zeros(c)
+            s2 = np.zeros(c)
+            n = 0
+            for im in images:
+                flat = im.reshape(c, -1).astype(np.float64)
+                s += flat.sum(1)
+                s2 += (flat**2).sum(1)
+                n += flat.shape[1]
+            mean = s / n
+            self.mean = mean.tolist()
+            self.std = np.sqrt(np.maximum(s2 / n - mean**2, 1e-12)).tolist()
+        return self
+
+    def image(self, image: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+        """Resample (linear) and normalise one image."""
+        from medlearn.imaging.segmentation.readers import ct_window, resample_to_spacing, zscore
+
+        x = image.astype(np.float32)
+        if self.spacing is not None and meta.get("spacing"):
+            x = resample_to_spacing(x, meta["spacing"], self.spacing, order=1)
+        if self.intensity == "zscore":
+            return zscore(x)
+        if self.intensity == "ct":
+            return ct_window(x, self.window)
+        if self.intensity == "dataset":
+            assert self.mean is not None and self.std is not None
+            m = np.asarray(self.mean, np.float32).reshape(-1, *([1] * (x.ndim - 1)))
+            s = np.asarray(self.std, np.float32).reshape(-1, *([1] * (x.ndim - 1)))
+            return (x - m) / np.maximum(s, 1e-6)
+        return x
+
+    def mask(self, mask: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+        """Resample (nearest) one label map."""
+        from medlearn.imaging.segmentation.readers import resample_to_spacing
+
+        if self.spacing is not None and meta.get("spacing"):
+            return resample_to_spacing(mask, meta["spacing"], self.spacing, order=0)
+        return mask
+
+
+# --- training data -------------------------------------------------------------------------------
+
+
+def _pad_to(arr: np.ndarray, size: Sequence[int], spatial_from: int) -> np.ndarray:
+    pads = [(0, 0)] * spatial_from
+    for s, p in zip(arr.shape[spatial_from:], size, strict=True):
+        extra = max(0, p - s)
+        pads.append((extra // 2, extra - extra // 2))
+    if any(a or b for a, b in pads):
+        return np.pad(arr, pads, mode="constant")
+    return arr
+
+
+class _PatchDataset(torch.utils.data.Dataset):
+    """Random patches (foreground-oversampled) of cached cases; randomness from torch's global
+    RNG, which the shared trainer re-seeds per batch."""
+
+    def __init__(
+        self,
+        cases: Any,
+        patch: Sequence[int],
+        *,
+        per_image: int,
+        fg_fraction: float,
+        augment: bool,
+    ) -> None:
+        self.cases = cases
+        self.patch = list(patch)
+        self.per_image = per_image
+        self.fg_fraction = fg_fraction
+        self.augment = augment
+        self._fg: list[np.ndarray] = []
+        for i in range(len(cases)):
+            item = cases[i]
+            lbl = _pad_to(item["label"], self.patch, 0)
+            fg = np.argwhere(lbl > 0)
+            if len(fg) > 20000:
+                fg = fg[np.linspace(0, len(fg) - 1, 20000).astype(int)]
+            self._fg.append(fg)
+
+    def __len__(self) -> int:
+        return len(self.cases) * self.per_image
+
+    def _rand(self, high: int) -> int:
+        return int(torch.randint(0, max(1, high), (1,)).item())
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        k = i % len(self.cases)
+        item = self.cases[k]
+        img = _pad_to(item["image"], self.patch, 1)
+        lbl = _pad_to(item["label"], self.patch, 0)
+        shape = lbl.shape
+        fg = self._fg[k]
+        if len(fg) and torch.rand(()).item() < self.fg_fraction:
+            centre = fg[self._rand(len(fg))]
+            start = [
+                int(np.clip(c - p // 2 + self._rand(p // 2 + 1) - p // 4, 0, s - p))
+                for c, p, s in zip(centre, self.patch, shape, strict=True)
+            ]
+        else:
+            start = [self._rand(s - p + 1) for p, s in zip(self.patch, shape, strict=True)]
+        box = tuple(slice(a, a + p) for a, p in zip(start, self.patch, strict=True))
+        x = torch.from_numpy(np.ascontiguousarray(img[(slice(None), *box)]))
+        y = torch.from_numpy(np.ascontiguousarray(lbl[box]).astype(np.int64))[None]
+        if self.augment:
+            for d in range(len(self.patch)):
+                if torch.rand(()).item() < 0.5:
+                    x, y = x.flip(1 + d), y.flip(1 + d)
+            if len(self.patch) == 2 and self.patch[0] == self.patch[1]:
+                k90 = self._rand(4)
+                x, y = torch.rot90(x, k90, (1, 2)), torch.rot90(y, k90, (1, 2))
+        return x.contiguous(), y.contiguous()
+
+
+class _FixedPatches(torch.utils.data.Dataset):
+    """Deterministic validation patches (seeded once)."""
+
+    def __init__(self, source: _PatchDataset, seed: int) -> None:
+        state = torch.random.get_rng_state()
+        torch.manual_seed(seed)
+        aug = source.augment
+        source.augment = False
+        self.items = [source[i] for i in range(len(source))]
+        source.augment = aug
+        torch.random.set_rng_state(state)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.items[i]
+
+
+class SegmentationModule(LightningModule):
+    """Patch-wise segmentation training with a MONAI loss; logs ``val_dice`` (foreground
+    Dice pooled over validation patches) and ``val_loss``.
+
+    Args:
+        net: maps ``(B, C, *P)`` to logits ``(B, K, *P)``.
+        loss: a loss on logits and labels ``(B, 1, *P)``.
+        num_classes: K.
+        lr, weight_decay: Adam(W) settings.
+        max_epochs: for the cosine schedule.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: nn.Module,
+        *,
+        num_classes: int,
+        lr: float,
+        weight_decay: float = 0.0,
+        max_epochs: int = 1,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.loss_fn = loss
+        self.num_classes = num_classes
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.max_epochs = max_epochs
+        self._inter = torch.zeros(num_classes)
+        self._sums = torch.zeros(num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+        x, y = batch
+        loss = self.loss_fn(self(x), y)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+        x, y = batch
+        logits = self(x)
+        self.log("val_loss", self.loss_fn(logits, y), on_epoch=True, batch_size=len(x))
+        pred = logits.argmax(1)
+        yy = y[:, 0]
+        for c in range(1, self.num_classes):
+            p, g = pred == c, yy == c
+            self._inter[c] += (p & g).sum().item()
+            self._sums[c] += p.sum().item() + g.sum().item()
+
+    def on_validation_epoch_end(self) -> None:
+        fg = self._sums[1:] > 0
+        dices = (2 * self._inter[1:][fg] / self._sums[1:][fg]).tolist()
+        self._inter.zero_()
+        self._sums.zero_()
+        value = float(np.mean(dices)) if dices else 0.0
+        self.log("val_dice", value, prog_bar=True)
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.max_epochs))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+
+# --- the learner ----------------------------------------------------------------------------------
+
+
+def remove_small_components(labels: np.ndarray, min_voxels: int) -> np.ndarray:
+    """Set foreground components (all classes > 0 together) under ``min_voxels`` to 0."""
+    if min_voxels <= 0 or not (labels > 0).any():
+        return labels
+    from medlearn.imaging.segmentation.metrics import instances_from_mask
+
+    inst = instances_from_mask(labels > 0)
+    sizes = np.bincount(inst.ravel())
+    small = np.flatnonzero(sizes < min_voxels)
+    small = small[small > 0]
+    if small.size:
+        labels = labels.copy()
+        labels[np.isin(inst, small)] = 0
+    return labels
+
+
+class SegmentationLearner:
+    """2-D/3-D semantic segmentation with a registered MONAI network.
+
+    Args:
+        model: registry name (``unet``, ``basic_unet``, ``segresnet``, ``dynunet``).
+        classes: class names, index = label (``background`` first).
+        spatial_dims: 2 or 3.
+        in_channels: image channels.
+        model_params: the network's params.
+        options: learner options (see the module docstring).
+        epochs, batch_size, lr, weight_decay, seed, deterministic, max_minutes, patience,
+        num_threads, progress: training settings (:class:`medlearn.config.TrainingConfig`).
+    """
+
+    domain = "imaging"
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        classes: Sequence[str],
+        spatial_dims: int,
+        in_channels: int,
+        model_params: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+        epochs: int = 20,
+        batch_size: int = 4,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        seed: int = 0,
+        deterministic: bool = True,
+        max_minutes: float | None = None,
+        patience: int | None = None,
+        num_threads: int | None = None,
+        progress: bool = True,
+    ) -> None:
+        from medlearn.imaging.segmentation.models import LOSSES
+
+        self.model = model
+        self.classes = [str(c) for c in classes]
+        self.spatial_dims = int(spatial_dims)
+        self.in_channels = int(in_channels)
+        self.model_params = dict(model_params or {})
+        opts = dict(options or {})
+        unknown = set(opts) - set(LEARNER_OPTIONS)
+        if unknown:
+            raise ConfigError(f"Unknown segmentation options: {', '.join(sorted(unknown))}.")
+        self.options = opts
+        self.loss = str(opts.get("loss", "dice_ce"))
+        if self.loss not in LOSSES:
+            raise ConfigError(
+                f"data.options.loss {self.loss!r} is not a segmentation loss.",
+                hint=f"Use one of: {', '.join(LOSSES)}.",
+            )
+        intensity = str(opts.get("intensity", "zscore"))
+        if intensity not in ("zscore", "ct", "dataset", "none"):
+            raise ConfigError(
+                f"data.options.intensity {intensity!r} is unknown.",
+                hint="Use zscore (MR), ct (with window), dataset or none.",
+            )
+        self.patch_size: list[int] | None = (
+            [int(v) for v in opts["patch_size"]] if opts.get("patch_size") else None
+        )
+        if self.patch_size is not None and len(self.patch_size) != self.spatial_dims:
+            raise ConfigError(
+                f"data.options.patch_size has {len(self.patch_size)} values for "
+                f"{self.spatial_dims}-D images."
+            )
+        self.samples_per_image = int(opts.get("samples_per_image", 4))
+        self.fg_fraction = float(opts.get("fg_fraction", 0.5))
+        self.overlap = float(opts.get("overlap", 0.5))
+        self.sw_batch_size = int(opts.get("sw_batch_size", 4))
+        self.tta = bool(opts.get("tta", False))
+        mlv = opts.get("min_lesion_voxels", 0)
+        #: ``None`` means "choose on validation data" (``auto``), done by the task handler.
+        self.min_lesion_voxels: int | None = None if mlv == "auto" else int(mlv)
+        self.lesion_iou = float(opts.get("lesion_iou", 0.1))
+        self.surface_tolerance = float(opts.get("surface_tolerance", 1.0))
+        self.cache_dir = opts.get("cache_dir")
+        spacing = opts.get("spacing")
+        self.preprocessor_ = SegPreprocessor(
+            intensity=intensity,
+            window=[float(v) for v in opts.get("window", [-1000.0, 1000.0])],
+            spacing=[float(v) for v in spacing] if spacing else None,
+        )
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.seed = seed
+        self.deterministic = deterministic
+        self.max_minutes = max_minutes
+        self.patience = patience
+        self.num_threads = num_threads
+        self.progress = progress
+        self.net_: nn.Module | None = None
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, cfg: RunConfig, data: LoadedData) -> SegmentationLearner:
+        """Build from a run file and the loaded data (classes, dims, channels)."""
+        from medlearn.config import check_params
+        from medlearn.imaging.segmentation.models import RESERVED
+        from medlearn.imaging.segmentation.readers import READER_OPTIONS
+
+        if cfg.task != "segmentation":
+            raise ConfigError(
+                f"Model {cfg.model.name!r} is a segmentation network; the run file says task "
+                f"{cfg.task!r}.",
+                hint="Set task: segmentation.",
+            )
+        check_params(
+            MODELS.get(cfg.model.name),
+            cfg.model.params,
+            what=f"model {cfg.model.name!r}",
+            reserved=RESERVED,
+        )
+        options = {k: v for k, v in cfg.data.options.items() if k not in READER_OPTIONS}
+        unknown = set(options) - set(LEARNER_OPTIONS)
+        if unknown:
+            raise ConfigError(
+                f"Unknown data.options for segmentation: {', '.join(sorted(unknown))}.",
+                hint="Accepted: " + ", ".join(sorted(LEARNER_OPTIONS + READER_OPTIONS)) + ".",
+            )
+        t = cfg.training
+        return cls(
+            model=cfg.model.name,
+            classes=data.classes or ["background", "foreground"],
+            spatial_dims=int(data.info.get("spatial_dims", data.records[0]["input"].ndim - 1)),
+            in_channels=int(data.info.get("channels", data.records[0]["input"].shape[0])),
+            model_params=cfg.model.params,
+            options=options,
+            epochs=t.epochs,
+            batch_size=t.batch_size,
+            lr=t.lr,
+            weight_decay=t.weight_decay,
+            seed=t.seed,
+            deterministic=t.deterministic,
+            max_minutes=t.max_minutes,
+            patience=t.patience,
+            num_threads=t.num_threads,
+            progress=t.progress,
+        )
+
+    def _new_net(self) -> nn.Module:
+        return MODELS.get(self.model)(
+            spatial_dims=self.spatial_dims,
+            in_channels=self.in_channels,
+            out_channels=len(self.classes),
+            **self.model_params,
+        )
+
+    # -- data -----------------------------------------------------------------------------------
+    def _check_record(self, rec: Record, what: str) -> None:
+        x = rec["input"]
+        if not isinstance(x, np.ndarray) or x.ndim != self.spatial_dims + 1:
+            raise DataValidationError(
+                f"{what} case {rec['id']}: expected a {self.spatial_dims}-D image "
+                f"(channels first); got shape {getattr(x, 'shape', None)}.",
+            )
+        if x.shape[0] != self.in_channels:
+            raise DataValidationError(
+                f"{what} case {rec['id']}: {x.shape[0]} channel(s); the model expects "
+                f"{self.in_channels}."
+            )
+
+    def _cached(self, records: Sequence[Record], what: str) -> Any:
+        from monai.data import CacheDataset, PersistentDataset
+
+        bad = []
+        for r in records:
+            try:
+                self._check_record(r, what)
+            except DataValidationError as exc:
+                bad.append(exc.message)
+            if r["target"] is None:
+                bad.append(f"{what} case {r['id']}: no mask")
+        if bad:
+            raise DataValidationError(
+                f"{len(bad)} {what} case(s) cannot be used: " + "; ".join(bad[:10]) + "."
+            )
+        items = [{"image": r["input"], "label": r["target"], "meta": r["meta"]} for r in records]
+        pre = self.preprocessor_
+
+        def prep(d: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "image": pre.image(d["image"], d["meta"]),
+                "label": pre.mask(np.asarray(d["label"]), d["meta"]).astype(np.int16),
+            }
+
+        if self.cache_dir:
+            return PersistentDataset(items, transform=prep, cache_dir=str(self.cache_dir))
+        return CacheDataset(items, transform=prep, cache_rate=1.0, num_workers=0, progress=False)
+
+    def _default_patch(self, shapes: Sequence[Sequence[int]]) -> list[int]:
+        cap = 256 if self.spatial_dims == 2 else 96
+        out = []
+        for d in range(self.spatial_dims):
+            size = min(cap, max(s[d] for s in shapes))
+            out.append(max(16, int(math.ceil(size / 16) * 16) if size < 16 else (size // 16) * 16))
+        return out
+
+    # -- fit ------------------------------------------------------------------------------------
+    def fit(
+        self, train: Sequence[Record], val: Sequence[Record], *, work_dir: Path, resume: bool
+    ) -> FitReport:
+        """Train on random patches of ``train``; select the epoch by ``val_dice`` on fixed
+        patches of ``val``."""
+        from medlearn.imaging.segmentation.models import make_loss
+
+        work_dir = Path(work_dir)
+        if not train:
+            raise DataValidationError("No training cases.")
+        for r in train:
+            self._check_record(r, "training")
+        self.preprocessor_.fit([r["input"] for r in train])
+        train_cache = self._cached(train, "training")
+        shapes = [train_cache[i]["label"].shape for i in range(len(train_cache))]
+        if self.patch_size is None:
+            self.patch_size = self._default_patch(shapes)
+        train_ds = _PatchDataset(
+            train_cache,
+            self.patch_size,
+            per_image=self.samples_per_image,
+            fg_fraction=self.fg_fraction,
+            augment=True,
+        )
+        val_ds = None
+        if val:
+            val_src = _PatchDataset(
+                self._cached(val, "validation"),
+                self.patch_size,
+                per_image=max(1, min(self.samples_per_image, 4)),
+                fg_fraction=self.fg_fraction,
+                augment=False,
+            )
+            val_ds = _FixedPatches(val_src, self.seed + 17)
+        torch.manual_seed(self.seed)
+        net = self._new_net()
+        module = SegmentationModule(
+            net,
+            make_loss(self.loss),
+            num_classes=len(self.classes),
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            max_epochs=self.epochs,
+        )
+        t0 = time.perf_counter()
+        outcome = fit_module(
+            module,
+            train_ds,
+            val_ds,
+            batch_size=self.batch_size,
+            max_epochs=self.epochs,
+            ckpt_dir=work_dir / "checkpoints",
+            monitor="val_dice",
+            mode="max",
+            patience=self.patience,
+            max_minutes=self.max_minutes,
+            seed=self.seed,
+            deterministic=self.deterministic,
+            resume=resume,
+            progress=self.progress,
+            num_threads=self.num_threads,
+        )
+        seconds = time.perf_counter() - t0
+        net.eval()
+        self.net_ = net
+        return FitReport(
+            fit_seconds=seconds,
+            epochs=[outcome.epochs_completed],
+            stopped_by=[outcome.stopped_by],
+            history=[{"member": 0, **h} for h in outcome.history],
+            samples_per_second=outcome.samples_seen / max(seconds, 1e-9),
+            extra={
+                "patch_size": list(self.patch_size),
+                "best_val_dice": outcome.best_score,
+                "loss": self.loss,
+            },
+        )
+
+    # -- inference ------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if self.net_ is None or self.patch_size is None:
+            raise NotFittedError(
+                "This SegmentationLearner is not fitted yet. Call fit(...) or load(...) first."
+            )
+
+    def predict_proba(self, record: Record, *, tta: bool | None = None) -> np.ndarray:
+        """Class probabilities ``(K, *spatial)`` of one case on its original grid."""
+        from medlearn.imaging.segmentation.inference import predict_volume
+
+        self._check_fitted()
+        assert self.net_ is not None and self.patch_size is not None
+        self._check_record(record, "input")
+        meta = record.get("meta") or {}
+        x = torch.from_numpy(np.ascontiguousarray(self.preprocessor_.image(record["input"], meta)))
+        prob = predict_volume(
+            self.net_,
+            x,
+            roi_size=self.patch_size,
+            overlap=self.overlap,
+            sw_batch_size=self.sw_batch_size,
+            tta=self.tta if tta is None else tta,
+        )
+        shape = tuple(record["input"].shape[1:])
+        if tuple(prob.shape[1:]) != shape:
+            mode = "bilinear" if self.spatial_dims == 2 else "trilinear"
+            prob = F.interpolate(prob[None], size=shape, mode=mode, align_corners=False)[0]
+        return prob.numpy()
+
+    def predict_masks(
+        self, records: Sequence[Record], *, tta: bool | None = None, min_voxels: int | None = None
+    ) -> list[np.ndarray]:
+        """Label maps (arg-max, components under ``min_voxels`` — default
+        ``min_lesion_voxels`` — removed) on each case's original grid."""
+        keep = self.min_lesion_voxels if min_voxels is None else min_voxels
+        out = []
+        for rec in records:
+            labels = self.predict_proba(rec, tta=tta).argmax(0).astype(np.int16)
+            out.append(remove_small_components(labels, keep or 0))
+        return out
+
+    def set_min_lesion_voxels(self, value: int) -> None:
+        """Fix the post-processing size (e.g. chosen on validation data); saved in bundles."""
+        self.min_lesion_voxels = int(value)
+        self.options["min_lesion_voxels"] = int(value)
+
+    def predict_logits(self, records: Sequence[Record], *, tta: bool = False) -> np.ndarray:
+        """Per-case log of the voxel-mean class probabilities ``(N, K)`` (a summary; use
+        :meth:`predict_masks` for segmentations)."""
+        rows = [
+            self.predict_proba(r, tta=tta).reshape(len(self.classes), -1).mean(1) for r in records
+        ]
+        return (
+            np.log(np.clip(np.stack(rows), 1e-12, None))
+            if rows
+            else np.empty((0, len(self.classes)))
+        )
+
+    def explain(self, records: Sequence[Record], targets: Sequence[int]) -> list[Any]:
+        """Segmentations explain themselves through their overlays; nothing more here."""
+        return []
+
+    def read_inputs(self, sources: Sequence[str]) -> tuple[list[Record], list[BadInput]]:
+        """Images (PNG/TIFF/NIfTI files, DICOM series folders) → records; every bad one kept
+        as a :class:`BadInput`."""
+        from medlearn.data import make_record
+        from medlearn.imaging.segmentation.readers import load_volume
+
+        records, bad = [], []
+        for src in sources:
+            try:
+                image, meta = load_volume(src)
+                rec = make_record(str(src), image, None, meta=meta)
+                self._check_record(rec, "input")
+            except DataValidationError as exc:
+                bad.append(BadInput(str(src), exc.message))
+                continue
+            except OSError as exc:
+                bad.append(BadInput(str(src), f"{Path(src).name}: cannot be read ({exc.strerror})"))
+                continue
+            records.append(rec)
+        return records, bad
+
+    # -- persistence ----------------------------------------------------------------------------
+    def settings(self) -> dict[str, Any]:
+        """The JSON settings needed to rebuild this learner."""
+        return {
+            "spatial_dims": self.spatial_dims,
+            "in_channels": self.in_channels,
+            "patch_size": self.patch_size,
+            "options": self.options,
+            "preprocessing": asdict(self.preprocessor_),
+        }
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        """Write weights (tensors only) and settings; return manifest fields."""
+        self._check_fitted()
+        assert self.net_ is not None
+        directory = Path(directory)
+        (directory / "weights").mkdir(parents=True, exist_ok=True)
+        tmp = directory / "weights" / "net.pt.tmp"
+        torch.save({k: v.detach().cpu() for k, v in self.net_.state_dict().items()}, tmp)
+        tmp.replace(directory / "weights" / "net.pt")
+        atomic_write_json(directory / "preprocessing.json", self.settings())
+        return {
+            "domain": self.domain,
+            "learner": "segmentation",
+            "reader": "segmentation",
+            "model": {"name": self.model, "params": self.model_params},
+            "classes": self.classes,
+            "weights": ["weights/net.pt"],
+            "preprocessing": "preprocessing.json",
+            "input": {
+                "kind": "image",
+                "spatial_dims": self.spatial_dims,
+                "channels": self.in_channels,
+                "formats": ["nifti", "dicom series", "png", "tiff"],
+            },
+        }
+
+    @classmethod
+    def load(cls, directory: Path, manifest: dict[str, Any]) -> SegmentationLearner:
+        """Rebuild from a verified bundle (``torch.load(weights_only=True)``; no code runs)."""
+        directory = Path(directory)
+        try:
+            s = json.loads((directory / manifest["preprocessing"]).read_text())
+            obj = cls(
+                model=manifest["model"]["name"],
+                model_params=manifest["model"].get("params"),
+                classes=manifest["classes"],
+                spatial_dims=s["spatial_dims"],
+                in_channels=s["in_channels"],
+                options=s["options"],
+            )
+            obj.patch_size = [int(v) for v in s["patch_size"]]
+            obj.preprocessor_ = SegPreprocessor(**s["preprocessing"])
+        except (KeyError, TypeError, json.JSONDecodeError) as exc:
+            raise CheckpointError(
+                f"{directory}: the bundle manifest or preprocessing file is incomplete ({exc}).",
+                hint="Re-export the bundle with this medlearn version.",
+            ) from None
+        net = obj._new_net()
+        state = torch.load(
+            directory / manifest["weights"][0], map_location="cpu", weights_only=True
+        )
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            raise CheckpointError(
+                f"{directory}: weights do not fit model {obj.model!r} ({str(exc)[:200]}).",
+                hint="The bundle was written by another model definition; retrain.",
+            ) from None
+        net.eval()
+        obj.net_ = net
+        return obj
+
+
+LEARNERS.add("segmentation", SegmentationLearner)
