@@ -754,7 +754,7 @@ def build_report(inputs: ReportInputs) -> str:
         "calibration": _calibration(inputs, test) if classification else None,
         "confusion": _confusion(inputs, test) if classification else None,
         "training": _training(inputs),
-        "gallery": _gallery(inputs) if classification or inputs.gallery else None,
+        "gallery": _gallery(inputs) if inputs.gallery else None,
         "model-card": _model_card(inputs),
     }
     order = [(k, t) for k, t in _SECTIONS if bodies[k] is not None]
