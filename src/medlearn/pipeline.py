@@ -494,15 +494,32 @@ def _model_card(
             if scope == "test"
             else f"pooled out-of-fold predictions of {cfg.data.split.folds}-fold cross-validation"
         ),
-        "limitations": [
-            "Performance is measured on the test split named above only; expect lower "
-            "performance on other sites, scanners, populations and acquisition protocols.",
-            "Calibration and the decision threshold were fitted on the validation split; "
-            "re-check both before use on a new population.",
-            "Grad-CAM heatmaps show where the model looked, not why; they are not a "
-            "localisation of disease.",
-        ],
+        "limitations": _limitations(cfg),
     }
+
+
+def _limitations(cfg: RunConfig) -> list[str]:
+    scope = "the cross-validation folds" if cfg.data.split.method == "kfold" else "the test split"
+    out = [
+        f"Performance is measured on {scope} named above only; expect lower performance on "
+        "other sites, devices, populations and time periods.",
+    ]
+    if cfg.task in ("binary", "multiclass"):
+        out.append(
+            "Calibration and the decision threshold were fitted on the validation split; "
+            "re-check both before use on a new population."
+        )
+        if _domain_of(cfg) == "imaging":
+            out.append(
+                "Grad-CAM heatmaps show where the model looked, not why; they are not a "
+                "localisation of disease."
+            )
+        else:
+            out.append(
+                "Feature attributions (SHAP, permutation importance, integrated gradients) "
+                "describe the model, not causal effects of the features."
+            )
+    return out
 
 
 # --- evaluate ---------------------------------------------------------------------------------
