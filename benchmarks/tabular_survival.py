@@ -33,7 +33,6 @@ def main() -> int:
         print(json.dumps({"error": "set MEDLEARN_DATA_DIR (e.g. ../shared/data)"}))
         return 2
     import torch
-
     from _survival_part import run_survival
     from _tabular_part import run_cleveland
 
