@@ -3,6 +3,10 @@
 Usage:
     MEDLEARN_DATA_DIR=../shared/data .venv/bin/python benchmarks/icu_mortality.py \
         [--threads 2] [--models ts_gradient_boosting,grud] [--max-minutes 3] [--bootstrap 1000]
+        [--ensemble auto|a,b,c] [--quick]
+
+``--quick``: logistic regression, gradient boosting and GRU-D with 1-minute torch budgets and
+200 bootstrap replicates (a smoke run of a few minutes).
 
 Protocol: train on set-a (a stratified 80/20 train/validation split of its 4,000 stays, seed
 0; validation is used for early stopping and the ensemble's calibration only), test on set-b
@@ -10,8 +14,11 @@ Protocol: train on set-a (a stratified 80/20 train/validation split of its 4,000
 shared by every model; its time is reported separately. SAPS-I and SOFA from the outcomes
 files are scored directly as risk scores on set-b (stays with a missing score excluded).
 ``ts_ensemble`` averages the validation-Platt-calibrated probabilities of the other models'
-fitted instances (its fit seconds are the sum of its members'). Prints one JSON object; AUROC
-and AUPRC with bootstrap 95% CIs.
+fitted instances (its fit seconds are the sum of its members'). Default members: one per
+family (gradient boosting, GRU-D, logistic regression), fixed a priori;
+``--ensemble auto`` picks the best three by validation AUROC.
+``ts_ensemble_all`` averages every fitted model (no selection at all). Prints one JSON
+line per model as it finishes, then one JSON object; AUROC and AUPRC with bootstrap 95% CIs.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ DEFAULT_MODELS = (
     "grud",
     "ts_transformer",
 )
+QUICK_MODELS = ("ts_logistic_regression", "ts_gradient_boosting", "grud")
 
 
 def _scores(y, p1, bootstrap):
@@ -53,17 +61,31 @@ def _scores(y, p1, bootstrap):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--models", default=",".join(DEFAULT_MODELS))
-    ap.add_argument("--ensemble", default="ts_gradient_boosting,grud,ts_transformer")
-    ap.add_argument("--max-minutes", type=float, default=3.0)
+    ap.add_argument("--models", default=None, help="comma-separated registry names")
+    ap.add_argument(
+        "--ensemble",
+        default="ts_gradient_boosting,grud,ts_logistic_regression",
+        help="'auto' (best --ensemble-size by validation AUROC), 'none' or comma-separated",
+    )
+    ap.add_argument("--ensemble-size", type=int, default=3)
+    ap.add_argument("--max-minutes", type=float, default=None, help="per torch model")
     ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--bootstrap", type=int, default=None)
+    ap.add_argument("--quick", action="store_true", help="3 models, short budgets")
     ap.add_argument("--work", default="/tmp/medlearn_icu_bench")
     args = ap.parse_args()
+    if args.models is None:
+        args.models = ",".join(QUICK_MODELS if args.quick else DEFAULT_MODELS)
+    if args.max_minutes is None:
+        args.max_minutes = 1.0 if args.quick else 3.0
+    if args.bootstrap is None:
+        args.bootstrap = 200 if args.quick else 1000
 
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(args.threads)
+    threadpool_limits(limits=args.threads)
     from medlearn.clinical._ts_data import QualityCounter, read_physionet_set
     from medlearn.clinical._ts_learner import TimeSeriesLearner
     from medlearn.evaluation.calibration import apply_calibration, fit_calibrator
@@ -130,18 +152,43 @@ def main() -> None:
         }
         print(json.dumps({name: results[name]}), flush=True)
 
-    members = [m for m in args.ensemble.split(",") if m in fitted]
-    if len(members) > 1:
-        probs = []
-        for m in members:
-            lrn, _ = fitted[m]
-            cal = fit_calibrator("platt", lrn._logits_arrays(arr_va), y_va)
-            probs.append(apply_calibration(lrn._logits_arrays(arr_te), cal)[:, 1])
-        results["ts_ensemble"] = {
-            **_scores(y_te, np.mean(probs, axis=0), args.bootstrap),
+    calibrated: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for m, (lrn, _) in fitted.items():
+        zv = lrn._logits_arrays(arr_va)
+        cal = fit_calibrator("platt", zv, y_va)
+        calibrated[m] = (
+            apply_calibration(zv, cal)[:, 1],
+            apply_calibration(lrn._logits_arrays(arr_te), cal)[:, 1],
+        )
+
+    def _ensemble(members: list[str]) -> dict:
+        pv = np.mean([calibrated[m][0] for m in members], axis=0)
+        pt = np.mean([calibrated[m][1] for m in members], axis=0)
+        return {
+            **_scores(y_te, pt, args.bootstrap),
             "members": members,
+            "val_auroc": _scores(y_va, pv, 0)["auroc"]["value"],
             "fit_seconds": round(sum(fitted[m][1] for m in members), 1),
         }
+
+    if args.ensemble == "auto":
+        ranked = sorted(fitted, key=lambda k: -(results[k]["val_auroc"] or 0.0))
+        members = ranked[: max(args.ensemble_size, 0)]
+    else:
+        members = [m for m in args.ensemble.split(",") if m in fitted]
+    if len(members) > 1:
+        results["ts_ensemble"] = _ensemble(members)
+    if len(fitted) > 2:  # no selection at all: every fitted model, equal weights
+        results["ts_ensemble_all"] = _ensemble(list(fitted))
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        work / "predictions.npz",
+        y_val=y_va,
+        y_test=y_te,
+        **{f"val_{k}": v for k, (v, _) in calibrated.items()},
+        **{f"test_{k}": v for k, (_, v) in calibrated.items()},
+    )
 
     for score in ("saps1", "sofa"):
         s = np.array([(r["meta"] or {}).get(score) for r in set_b], dtype=float)
@@ -150,8 +197,10 @@ def main() -> None:
         results[score] = {
             **_scores(y_te[ok], scaled, args.bootstrap),
             "n": int(ok.sum()),
+            "n_missing_score": int((~ok).sum()),
             "fit_seconds": 0.0,
         }
+        print(json.dumps({score: results[score]}), flush=True)
 
     best = max(
         (k for k in results if k not in ("saps1", "sofa")),

@@ -104,6 +104,9 @@ def test_train_writes_metrics_report_and_attributions(trained: Path) -> None:
     assert np.asarray(heat["values"]).shape == (len(heat["variables"]), len(heat["hours"]))
     html = (trained / "report.html").read_text()
     assert "Feature importance" in html and "Subgroups" in html
+    # the variable x time attribution heatmap is drawn (an embedded PNG)
+    assert 'alt="Attribution by variable and time"' in html
+    assert html.count("data:image/png;base64,") >= 2
     assert (trained / "bundle" / "featurizer.json").is_file()
 
 

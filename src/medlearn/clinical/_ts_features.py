@@ -72,8 +72,26 @@ PHYSIO_RANGES: dict[str, tuple[float, float]] = {
     "Height": (100.0, 230.0),
 }
 
-#: Per-variable summary statistics, in column order.
-SUMMARY_STATS = ("first", "last", "min", "max", "mean", "std", "count", "hours_since_last")
+#: Per-variable summary statistics, in column order. ``early`` / ``late`` are the first and
+#: second halves of the window; ``slope`` is the least-squares trend in units per hour;
+#: ``hours_first`` is the hour of the first observation.
+SUMMARY_STATS = (
+    "first",
+    "last",
+    "min",
+    "max",
+    "mean",
+    "std",
+    "count",
+    "hours_since_last",
+    "sum",
+    "hours_first",
+    "mean_early",
+    "mean_late",
+    "min_late",
+    "max_late",
+    "slope",
+)
 
 
 def _flatten(records: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -281,6 +299,7 @@ class TimeSeriesFeaturizer:
         S = len(SUMMARY_STATS)
         summary = np.full((N * V, S), np.nan)
         summary[:, 6] = 0.0
+        summary[:, 8] = 0.0
         if len(gk):
             starts = np.r_[0, np.nonzero(gk[1:] != gk[:-1])[0] + 1]
             ends = np.r_[starts[1:], len(gk)]
@@ -298,6 +317,22 @@ class TimeSeriesFeaturizer:
             summary[groups, 5] = np.sqrt(s2 / cnt)
             summary[groups, 6] = cnt
             summary[groups, 7] = self.hours - gt[ends - 1]
+            summary[groups, 8] = s1
+            summary[groups, 9] = gt[starts]
+            late = gt >= self.hours / 2
+            n_late = np.add.reduceat(late.astype(np.float64), starts)
+            s_late = np.add.reduceat(np.where(late, gv, 0.0), starts)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                summary[groups, 10] = np.where(cnt > n_late, (s1 - s_late) / (cnt - n_late), np.nan)
+                summary[groups, 11] = np.where(n_late > 0, s_late / n_late, np.nan)
+                lo = np.minimum.reduceat(np.where(late, gv, np.inf), starts)
+                hi = np.maximum.reduceat(np.where(late, gv, -np.inf), starts)
+                summary[groups, 12] = np.where(n_late > 0, lo, np.nan)
+                summary[groups, 13] = np.where(n_late > 0, hi, np.nan)
+                tc = gt - np.repeat(np.add.reduceat(gt, starts) / cnt, ends - starts)
+                sxx = np.add.reduceat(tc * tc, starts)
+                sxy = np.add.reduceat(tc * (gv - np.repeat(mu, ends - starts)), starts)
+                summary[groups, 14] = np.where(sxx > 1e-6, sxy / np.maximum(sxx, 1e-6), np.nan)
         static = self._static(records)
         summary = np.concatenate([summary.reshape(N, V * S), static], axis=1).astype(np.float32)
         # --- irregular event view: the last max_events events, left-aligned in time order

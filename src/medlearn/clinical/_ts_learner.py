@@ -329,7 +329,8 @@ class TimeSeriesLearner:
         summary = np.asarray(arr_tr["summary"], dtype=np.float64)
         # columns never observed in training carry no information (and break binning)
         self.dead_columns_ = np.flatnonzero(~np.isfinite(summary).any(axis=0)).tolist()
-        self.estimator_.fit(self._summary(summary), y)
+        with self._thread_limit():
+            self.estimator_.fit(self._summary(summary), y)
         seconds = time.perf_counter() - t0
         return FitReport(
             fit_seconds=seconds,
@@ -337,6 +338,17 @@ class TimeSeriesLearner:
             stopped_by=["converged"],
             samples_per_second=len(y) / max(seconds, 1e-9),
         )
+
+    def _thread_limit(self) -> Any:
+        """Cap OpenMP/BLAS threads at ``num_threads`` (oversubscribed OpenMP on a shared
+        machine makes histogram gradient boosting many times slower)."""
+        from contextlib import nullcontext
+
+        if not self.num_threads:
+            return nullcontext()
+        from threadpoolctl import threadpool_limits
+
+        return threadpool_limits(limits=int(self.num_threads))
 
     def _fit_torch(self, arr_tr, y, aux, arr_va, yv, work_dir, resume) -> FitReport:
         import torch
@@ -476,7 +488,9 @@ class TimeSeriesLearner:
         return out
 
     def _proba_summary(self, summary: np.ndarray) -> np.ndarray:
-        proba = np.asarray(self.estimator_.predict_proba(self._summary(summary)), dtype=float)
+        with self._thread_limit():
+            proba = self.estimator_.predict_proba(self._summary(summary))
+        proba = np.asarray(proba, dtype=float)
         full = np.zeros((len(summary), 2))
         full[:, np.asarray(self.estimator_.classes_, dtype=int)] = proba
         return full

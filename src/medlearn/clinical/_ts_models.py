@@ -77,7 +77,7 @@ def ts_logistic_regression(
     task: str = "binary",
     seed: int = 0,
     class_weight: str | None = None,
-    C: float = 0.1,
+    C: float = 0.01,
     max_iter: int = 3000,
 ) -> Any:
     """Median imputation with missing indicators → standardisation → L2 logistic regression."""
@@ -157,14 +157,20 @@ def ts_gradient_boosting(
     task: str = "binary",
     seed: int = 0,
     class_weight: str | None = None,
-    learning_rate: float = 0.03,
-    max_iter: int = 600,
+    learning_rate: float = 0.05,
+    max_iter: int = 250,
     max_leaf_nodes: int = 15,
-    min_samples_leaf: int = 40,
+    min_samples_leaf: int = 20,
     l2_regularization: float = 1.0,
     max_features: float = 0.5,
+    weighted: bool = False,
 ) -> Any:
-    """``HistGradientBoostingClassifier``; unweighted by default (calibration is post hoc)."""
+    """``HistGradientBoostingClassifier``; unweighted unless ``weighted`` (then the run's
+    ``class_weights`` apply): reweighting did not help ranking and hurts calibration.
+
+    The defaults were tuned on a validation split carved from PhysioNet 2012 set-a (250
+    rounds at learning rate 0.05 take 10–25 s on one shared core for 3,200 stays × ~570 columns).
+    """
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     return HistGradientBoostingClassifier(
@@ -175,7 +181,7 @@ def ts_gradient_boosting(
         l2_regularization=l2_regularization,
         max_features=max_features,
         early_stopping=False,
-        class_weight=class_weight,
+        class_weight=class_weight if weighted else None,
         random_state=seed,
     )
 

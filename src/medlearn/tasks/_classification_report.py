@@ -278,4 +278,44 @@ def _importance_section(run_dir: Path) -> str:
         )
         + _figure(uri, "Feature importance", _e(primary.replace("_", " ")))
         + _table(["feature", *(_e(m.replace("_", " ")) for m in shown)], rows)
+        + _time_heatmap_section(data.get("time_heatmap"))
+    )
+
+
+def _time_heatmap_png(variables: Sequence[str], hours: Sequence[float], values: Any) -> str:
+    """Heatmap (variables × time) of mean |attribution|, strongest variables on top."""
+    from medlearn.evaluation._figures import _new_figure, _png
+
+    heat = np.abs(np.asarray(values, dtype=float))
+    order = np.argsort(-np.nansum(heat, axis=1), kind="stable")[:20]
+    names = [str(variables[i]) for i in order]
+    width_left = min(2.2, 0.35 + 0.065 * max((len(n) for n in names), default=4))
+    fig = _new_figure(7.2, 1.1 + 0.22 * len(order), left=width_left, right=1.0, bottom=0.5)
+    ax = fig.add_subplot(1, 1, 1)
+    step = float(hours[1] - hours[0]) if len(hours) > 1 else 1.0
+    extent = (float(hours[0]), float(hours[-1]) + step, len(order) - 0.5, -0.5)
+    im = ax.imshow(heat[order], aspect="auto", cmap="viridis", extent=extent)
+    ax.set_yticks(np.arange(len(order)), names)
+    ax.set_xlabel("hours since admission")
+    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02, label="mean |attribution|")
+    return _png(fig)
+
+
+def _time_heatmap_section(heat: Any) -> str:
+    """The variable × time attribution heatmap of ``importance.json`` (``time_heatmap``)."""
+    if not isinstance(heat, dict):
+        return ""
+    try:
+        variables = [str(v) for v in heat["variables"]]
+        hours = [float(h) for h in heat["hours"]]
+        values = np.asarray(heat["values"], dtype=float)
+    except (KeyError, TypeError, ValueError):
+        return _p("The time attribution heatmap in importance.json is unreadable.", muted=True)
+    if values.shape != (len(variables), len(hours)) or not len(hours) or not len(variables):
+        return ""
+    uri = _time_heatmap_png(variables, hours, values)
+    return _figure(
+        uri,
+        "Attribution by variable and time",
+        "Mean |attribution| per variable (rows, the 20 strongest) and time step (columns).",
     )

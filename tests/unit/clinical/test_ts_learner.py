@@ -159,3 +159,27 @@ def test_ensemble_averages_calibrated_members(stays, tmp_path):
     again = TimeSeriesLearner.load(tmp_path / "bundle", fields)
     np.testing.assert_allclose(np.exp(again.predict_logits(val)), proba, atol=1e-6)
     assert learner.explain(val[:2], [1, 0])[0].method == "integrated_gradients"
+
+
+def test_report_draws_the_time_heatmap(tmp_path):
+    import json
+
+    from medlearn.tasks._classification_report import _importance_section
+
+    heat = {
+        "variables": VARS,
+        "hours": [0.0, 2.0, 4.0],
+        "values": [[0.1, 0.2, 0.9], [0.0, 0.1, 0.0], [0.3, 0.0, 0.5]],
+    }
+    doc = {"split": "test", "features": VARS, "methods": {"integrated_gradients": [1, 2, 3]}}
+    (tmp_path / "importance.json").write_text(json.dumps(doc))
+    html = _importance_section(tmp_path)
+    assert "Feature importance" in html and "Attribution by variable and time" not in html
+    (tmp_path / "importance.json").write_text(json.dumps({**doc, "time_heatmap": heat}))
+    html = _importance_section(tmp_path)
+    assert 'alt="Attribution by variable and time"' in html
+    assert html.count("data:image/png;base64,") == 2
+    # a malformed heatmap is reported, not drawn
+    bad = {**heat, "values": [[0.1]]}
+    (tmp_path / "importance.json").write_text(json.dumps({**doc, "time_heatmap": bad}))
+    assert _importance_section(tmp_path).count("data:image/png;base64,") == 1

@@ -73,7 +73,13 @@ def test_forward_shapes_and_every_parameter_gets_a_gradient(name):
 
 @pytest.mark.parametrize(
     "name,params",
-    [("gru", {}), ("lstm_attention", {}), ("grud", {}), ("ts_transformer", {"view": "events"})],
+    [
+        ("gru", {}),
+        # the learner tests train GRU-D and the transformer end to end (fast); these are slow
+        pytest.param("lstm_attention", {}, marks=pytest.mark.slow),
+        pytest.param("grud", {}, marks=pytest.mark.slow),
+        pytest.param("ts_transformer", {"view": "events"}, marks=pytest.mark.slow),
+    ],
 )
 def test_learns_planted_signal(name, params):
     torch.manual_seed(0)
