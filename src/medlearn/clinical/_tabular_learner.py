@@ -153,7 +153,13 @@ def build_preprocessor(schema: dict[str, ColumnSpec], features: Sequence[str]) -
                 cols,
             )
         )
-        parts.append((f"{parts[-1][0]}_missing", MissingIndicator(features="missing-only"), cols))
+        parts.append(
+            (
+                f"{parts[-1][0]}_missing",
+                MissingIndicator(features="missing-only", error_on_new=False),
+                cols,
+            )
+        )
     return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
 
 

@@ -149,3 +149,16 @@ def test_explain_and_global_importance(tmp_path: Path, model: str) -> None:
     assert imp["features"][shap_rank[0]] == "x1"
     assert len(imp["methods"]["permutation"]) == 4
     assert imp["methods"]["permutation"][0] > imp["methods"]["permutation"][1]
+
+
+def test_value_missing_at_prediction_in_a_column_complete_in_training(tmp_path: Path) -> None:
+    """A deployed model meets a missing category its training rows never had: it imputes it
+    (most frequent level) instead of refusing the row."""
+    cfg, data, train, val, test = _setup(tmp_path, "logistic_regression")
+    assert all(r["input"]["smoker"] not in (None, "") for r in train)  # complete in training
+    learner = TabularLearner.from_config(cfg, data)
+    learner.fit(train, val, work_dir=tmp_path / "w", resume=False)
+    row = dict(test[0])
+    row["input"] = {**row["input"], "smoker": None}
+    out = learner.predict_logits([row, test[1]])
+    assert out.shape == (2, 2) and np.isfinite(out).all()
