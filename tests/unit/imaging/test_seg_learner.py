@@ -153,3 +153,37 @@ def test_choose_min_lesion_voxels_on_val():
     assert size == 10  # removes both FPs; 50 would remove the true lesion too
     assert scores["0"] == pytest.approx(0.5) and scores["10"] == 1.0 and scores["50"] == 0.0
     assert choose_min_lesion_voxels([], []) == (0, {})
+
+
+def _two_class_squares(root: Path, n: int = 10, size: int = 32) -> Path:
+    """A bright square (label 1) and a dark square (label 2) per image: a 3-class task."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for d in ("images", "masks"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img = rng.normal(100, 10, (size, size))
+        mask = np.zeros((size, size), np.uint8)
+        mask[2:10, 2:10] = 1
+        mask[18:28, 16:26] = 2
+        shift = rng.integers(0, 4, 2)
+        mask = np.roll(mask, tuple(shift), axis=(0, 1))
+        img[mask == 1] += 100
+        img[mask == 2] -= 80
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / "images" / f"m{i}.png")
+        Image.fromarray(mask).save(root / "masks" / f"m{i}.png")
+    return root
+
+
+def test_multiclass_training_reports_per_class_dice(tmp_path):
+    from medlearn.pipeline import train
+
+    data = _two_class_squares(tmp_path / "data")
+    cfg = _cfg(data, classes=["background", "bright", "dark"])
+    train(cfg, out=tmp_path / "run", echo=lambda _l: None)
+    doc = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    frame = pd.read_parquet(tmp_path / "run" / "predictions.parquet")
+    assert {"dice_1", "dice_2"} <= set(frame)  # one Dice per foreground class
+    assert doc["metrics"]["test"]["dice"]["value"] > 0.5
+    assert frame.loc[frame["split"] == "test", ["dice_1", "dice_2"]].to_numpy().min() > 0.3
