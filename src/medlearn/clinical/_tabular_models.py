@@ -103,7 +103,10 @@ def random_forest(
     """A random forest; ``class_weight="balanced"`` becomes ``balanced_subsample``."""
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
-    common = dict(
+    return _forest(
+        RandomForestClassifier if task != "regression" else RandomForestRegressor,
+        task=task,
+        class_weight=class_weight,
         n_estimators=n_estimators,
         max_depth=max_depth,
         min_samples_leaf=min_samples_leaf,
@@ -111,10 +114,15 @@ def random_forest(
         n_jobs=n_jobs,
         random_state=seed,
     )
+
+
+def _forest(cls: Any, *, task: str, class_weight: str | None, **params: Any) -> Any:
+    """A tree ensemble of ``cls``; classifiers get ``balanced_subsample`` class weights when
+    ``class_weight="balanced"`` (each tree's bootstrap sample is re-weighted)."""
     if task == "regression":
-        return RandomForestRegressor(**common)
+        return cls(**params)
     cw = "balanced_subsample" if class_weight == "balanced" else None
-    return RandomForestClassifier(class_weight=cw, **common)
+    return cls(class_weight=cw, **params)
 
 
 @_register(
@@ -137,7 +145,10 @@ def extra_trees(
     """Extra trees; ``class_weight="balanced"`` becomes ``balanced_subsample``."""
     from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
 
-    common = dict(
+    return _forest(
+        ExtraTreesClassifier if task != "regression" else ExtraTreesRegressor,
+        task=task,
+        class_weight=class_weight,
         n_estimators=n_estimators,
         max_depth=max_depth,
         min_samples_leaf=min_samples_leaf,
@@ -145,10 +156,6 @@ def extra_trees(
         n_jobs=n_jobs,
         random_state=seed,
     )
-    if task == "regression":
-        return ExtraTreesRegressor(**common)
-    cw = "balanced_subsample" if class_weight == "balanced" else None
-    return ExtraTreesClassifier(class_weight=cw, **common)
 
 
 @_register(

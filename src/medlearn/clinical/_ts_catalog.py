@@ -31,37 +31,29 @@ _NOTES = (
     "archive of the same records; it was not compared byte for byte with physionet.org."
 )
 
+
+def _set_spec(s: str, sha256: str, size_bytes: int, deaths: int) -> DatasetSpec:
+    """The catalog entry of one PhysioNet 2012 set (``s`` = ``"a"`` or ``"b"``)."""
+    return DatasetSpec(
+        name=f"physionet2012_{s}",
+        domain="clinical",
+        task="binary",
+        relpath=f"physionet2012/set-{s}.tar.gz",
+        url=f"{_URL}/set-{s}.tar.gz",
+        checksums={"sha256": [sha256]},
+        size_bytes=size_bytes,
+        classes=("survived", "died"),
+        description=_DESC.format(n="4,000", deaths=f"{deaths} deaths", s=s),
+        license=_LICENSE,
+        citation=_CITATION,
+        reader="timeseries",
+        notes=_NOTES.format(s=s),
+    )
+
+
 TIMESERIES_SPECS: tuple[DatasetSpec, ...] = (
-    DatasetSpec(
-        name="physionet2012_a",
-        domain="clinical",
-        task="binary",
-        relpath="physionet2012/set-a.tar.gz",
-        url=f"{_URL}/set-a.tar.gz",
-        checksums={"sha256": [_SHA_A]},
-        size_bytes=6304272,
-        classes=("survived", "died"),
-        description=_DESC.format(n="4,000", deaths="554 deaths", s="a"),
-        license=_LICENSE,
-        citation=_CITATION,
-        reader="timeseries",
-        notes=_NOTES.format(s="a"),
-    ),
-    DatasetSpec(
-        name="physionet2012_b",
-        domain="clinical",
-        task="binary",
-        relpath="physionet2012/set-b.tar.gz",
-        url=f"{_URL}/set-b.tar.gz",
-        checksums={"sha256": [_SHA_B]},
-        size_bytes=6055568,
-        classes=("survived", "died"),
-        description=_DESC.format(n="4,000", deaths="568 deaths", s="b"),
-        license=_LICENSE,
-        citation=_CITATION,
-        reader="timeseries",
-        notes=_NOTES.format(s="b"),
-    ),
+    _set_spec("a", _SHA_A, 6304272, 554),
+    _set_spec("b", _SHA_B, 6055568, 568),
     DatasetSpec(
         name="physionet2012",
         domain="clinical",
