@@ -38,8 +38,12 @@ __all__ = [
     "validate_config",
 ]
 
-TaskKind = Literal["binary", "multiclass", "multilabel", "regression", "segmentation", "survival"]
-SplitMethod = Literal["given", "random", "stratified", "group", "kfold"]
+TaskKind = Literal[
+    "binary", "multiclass", "multilabel", "regression", "segmentation", "survival", "generation"
+]
+SplitMethod = Literal[
+    "given", "random", "stratified", "group", "kfold", "scaffold", "scaffold_balanced"
+]
 
 
 class _Strict(BaseModel):
@@ -57,6 +61,10 @@ class SplitConfig(_Strict):
     the test set once and a ``fractions[1]`` share of the rest is validation; pooled
     out-of-fold metrics go under ``metrics.cv`` and the bundled model is refitted on all
     records (with the same validation share for calibration and early stopping).
+    ``scaffold`` and ``scaffold_balanced`` (molecules) keep every Bemis–Murcko scaffold on one
+    side: ``scaffold`` is deterministic (largest scaffold sets to train, as in MoleculeNet);
+    ``scaffold_balanced`` shuffles scaffold sets under ``seed`` (large sets still to train, as
+    in Chemprop).
     """
 
     method: SplitMethod = "given"
@@ -86,7 +94,8 @@ class DataConfig(_Strict):
     Attributes:
         dataset: a catalog name (``medlearn data list``) ...
         path: ... or a user's file or folder; overrides ``dataset``.
-        target: the column or key holding the label.
+        target: the column or key holding the label; a list names several targets
+            (multi-task molecules, e.g. the 12 Tox21 assays), for readers that accept it.
         split: the split method.
         options: reader options (e.g. ``size``, ``window`` for DICOM), checked by the reader.
         augment: training-time augmentation preset, or ``null`` for none.
@@ -94,7 +103,7 @@ class DataConfig(_Strict):
 
     dataset: str | None = None
     path: str | None = None
-    target: str = "label"
+    target: str | list[str] = "label"
     split: SplitConfig = Field(default_factory=SplitConfig)
     options: dict[str, Any] = Field(default_factory=dict)
     augment: AugmentConfig | None = Field(default_factory=AugmentConfig)

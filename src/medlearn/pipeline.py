@@ -234,8 +234,10 @@ def train(
         "command": " ".join(sys.argv),
     }
     atomic_write_text(run_dir / "config.yaml", dump_config(cfg, provenance))
-    handler = handler_for(cfg.task)
+    handler_name = _handler_of(cfg)
+    handler = handler_for(cfg.task, handler_name)
     learner_cls = LEARNERS.get(_learner_of(cfg))
+    _check_target(cfg)
 
     echo(f"[1/6] loading data ({cfg.data.dataset or cfg.data.path})")
     data = load_data(cfg)
@@ -282,6 +284,8 @@ def train(
     outcome = handler.run(ctx)
     predictions = outcome.predictions
     metrics_doc = _metrics_document(cfg, parts, fit, outcome)
+    if handler_name:
+        metrics_doc["handler"] = handler_name
     if data.info.get("data_quality"):
         metrics_doc["data_quality"] = data.info["data_quality"]
     if cv is not None:
@@ -298,6 +302,8 @@ def train(
     bundle_dir = run_dir / "bundle"
     fields = learner.save(bundle_dir)
     fields.setdefault("learner", _learner_of(cfg))
+    if handler_name:
+        fields["handler"] = handler_name
     fields.update(outcome.manifest)
     fields.update(
         {
@@ -330,6 +336,27 @@ def _check_subgroup_keys(cfg: RunConfig, data: LoadedData) -> None:
             f"evaluation.subgroups names {', '.join(repr(k) for k in missing)}, which no "
             f"record has. Available: {', '.join(available) or '(none)'}.",
             hint="Set evaluation.subgroups to some of the available fields (or remove it).",
+        )
+
+
+def _handler_of(cfg: RunConfig) -> str | None:
+    """The domain specialisation of the task handler a model asks for (``handler`` meta)."""
+    handler = MODELS.meta(cfg.model.name).get("handler")
+    return str(handler) if handler else None
+
+
+def _check_target(cfg: RunConfig) -> None:
+    """A list of targets is only for readers that declare ``multi_target=True``."""
+    if isinstance(cfg.data.target, str):
+        return
+    reader = _reader_of(cfg) if cfg.data.path else None
+    if reader is None and cfg.data.dataset:
+        reader = getattr(DATASETS.get(cfg.data.dataset), "reader", None)
+    if not READERS.meta(reader or _reader_of(cfg)).get("multi_target"):
+        raise ConfigError(
+            f"data.target is a list ({len(cfg.data.target)} names), but the "
+            f"{reader or _reader_of(cfg)!r} reader takes a single target.",
+            hint="Give data.target as one column name.",
         )
 
 
@@ -576,9 +603,12 @@ def evaluate(
         Path(out) if out else run_dir / "evaluations" / datetime.now().strftime("%Y%m%d-%H%M%S")
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    outcome = handler_for(manifest["task"]).evaluate(learner, manifest, cfg, records, out_dir)
+    outcome = handler_for(manifest["task"], manifest.get("handler")).evaluate(
+        learner, manifest, cfg, records, out_dir
+    )
     doc = {
         "task": manifest["task"],
+        **({"handler": manifest["handler"]} if manifest.get("handler") else {}),
         "dataset": source,
         "model": manifest["model"]["name"],
         "n": {"test": len(records)},
@@ -626,7 +656,7 @@ def predict_records(
 
     if not records:
         return []
-    return handler_for(manifest["task"]).predict(
+    return handler_for(manifest["task"], manifest.get("handler")).predict(
         learner,
         manifest,
         records,
@@ -693,7 +723,8 @@ def _write_report(
     from medlearn.evaluation import ReportInputs, write_report
     from medlearn.tasks import handler_for
 
-    parts = handler_for(doc["task"]).report_sections(run_dir, doc, frame, cfg, manifest)
+    handler = handler_for(doc["task"], doc.get("handler") or manifest.get("handler"))
+    parts = handler.report_sections(run_dir, doc, frame, cfg, manifest)
     inputs = ReportInputs(
         title=f"medlearn report — {doc.get('model')} on {doc.get('dataset')}",
         metrics_doc=doc,

@@ -42,7 +42,7 @@ __all__ = [
 T = TypeVar("T")
 
 #: Built-in domain modules; importing one registers its components.
-BUILTIN_PLUGINS: tuple[str, ...] = ("medlearn.imaging", "medlearn.clinical")
+BUILTIN_PLUGINS: tuple[str, ...] = ("medlearn.imaging", "medlearn.clinical", "medlearn.molecules")
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,11 @@ A handler is a class with a no-argument constructor and four methods:
   to ``report.html`` (the pipeline supplies summary, training curves and model card).
 
 Handlers never import a domain package; domain handlers (segmentation, survival) live in their
-domain and register themselves.
+domain and register themselves. A domain can also specialise a shared task kind: a model
+registered with ``handler="molecules"`` is handled by the ``TASKS`` entry
+``"molecules:<task>"`` when one exists (e.g. multi-task heads with missing labels, ensemble
+uncertainty), else by the plain ``"<task>"`` entry. The key is stored in the bundle manifest
+(``handler``) so ``evaluate``, ``predict`` and ``report`` find the same handler.
 """
 
 from __future__ import annotations
@@ -55,7 +59,14 @@ if TYPE_CHECKING:
     from medlearn.evaluation import GalleryItem
     from medlearn.training import FitReport
 
-__all__ = ["ReportParts", "RunContext", "TaskHandler", "TaskOutcome", "handler_for"]
+__all__ = [
+    "ReportParts",
+    "RunContext",
+    "TaskHandler",
+    "TaskOutcome",
+    "handler_for",
+    "handler_key",
+]
 
 
 @dataclass
@@ -157,8 +168,22 @@ class TaskHandler(Protocol):
     ) -> ReportParts: ...
 
 
-def handler_for(task: str) -> TaskHandler:
-    """A new handler for the task kind ``task`` (from :data:`medlearn.registry.TASKS`)."""
+def handler_key(task: str, handler: str | None = None) -> str:
+    """The ``TASKS`` key for ``task``: ``"<handler>:<task>"`` when a domain registered that
+    specialisation, else ``task``."""
     from medlearn.registry import TASKS
 
-    return TASKS.get(task)()
+    if handler:
+        key = f"{handler}:{task}"
+        if key in TASKS.list():
+            return key
+    return task
+
+
+def handler_for(task: str, handler: str | None = None) -> TaskHandler:
+    """A new handler for the task kind ``task`` (from :data:`medlearn.registry.TASKS`),
+    specialised by the domain key ``handler`` when one is registered (see :func:`handler_key`).
+    """
+    from medlearn.registry import TASKS
+
+    return TASKS.get(handler_key(task, handler))()

@@ -57,6 +57,8 @@ class Explanation:
         features: per-feature attributions (tabular models), feature name → value in the
             model's output space (log-odds or probability for classes, target units for
             regression); positive values push towards ``target``.
+        atoms: per-atom attributions ``(n_atoms,)`` (molecule models), in the atom order of
+            the record's canonical SMILES, same units and sign convention as ``features``.
     """
 
     image: np.ndarray | None = None
@@ -64,6 +66,7 @@ class Explanation:
     target: int = 0
     method: str = ""
     features: dict[str, float] | None = None
+    atoms: np.ndarray | None = None
 
 
 @dataclass
