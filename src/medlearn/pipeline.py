@@ -462,6 +462,7 @@ def _metrics_document(
         "metrics": outcome.metrics,
         **outcome.doc,
         "split": {
+            **outcome.doc.get("split", {}),
             "method": cfg.data.split.method,
             "seed": cfg.data.split.seed,
             **({"folds": cfg.data.split.folds} if cfg.data.split.method == "kfold" else {}),

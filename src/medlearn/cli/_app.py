@@ -46,6 +46,7 @@ from medlearn.cli import monitor as _monitor  # noqa: E402
 from medlearn.cli import predict as _predict  # noqa: E402
 from medlearn.cli import registry_cmd as _registry_cmd  # noqa: E402
 from medlearn.cli import report as _report  # noqa: E402
+from medlearn.cli import sample as _sample  # noqa: E402
 from medlearn.cli import serve as _serve  # noqa: E402
 from medlearn.cli import train as _train  # noqa: E402
 
@@ -55,6 +56,7 @@ VERB_MODULES = (
     _evaluate,
     _predict,
     _report,
+    _sample,
     _models,
     _data,
     _serve,

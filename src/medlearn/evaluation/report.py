@@ -743,10 +743,9 @@ def build_report(inputs: ReportInputs) -> str:
     test = _split_data(inputs.predictions, "test", classes)
     if test is None:  # cross-validated runs: pooled out-of-fold predictions
         test = _split_data(inputs.predictions, "cv", classes)
-    classification = test is not None or inputs.metrics_doc.get("task") in (
-        "binary",
-        "multiclass",
-        "multilabel",
+    # Multi-label tasks draw their own per-target curves (the task's report sections).
+    classification = inputs.metrics_doc.get("task") != "multilabel" and (
+        test is not None or inputs.metrics_doc.get("task") in ("binary", "multiclass")
     )
     bodies: dict[str, str | None] = {
         "summary": _summary(inputs),

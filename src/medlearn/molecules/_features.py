@@ -1,0 +1,327 @@
+"""Fixed-length molecular features: Morgan fingerprints and RDKit 2D descriptors.
+
+* :func:`morgan_fingerprints` — ECFP-like bit or count vectors
+  (``rdkit.Chem.rdFingerprintGenerator``), for the random-forest / gradient-boosting
+  baselines;
+* :func:`rdkit_descriptors` — every descriptor in ``rdkit.Chem.Descriptors._descList``
+  (non-finite values become NaN), and :class:`DescriptorScaler`, fitted on training
+  molecules and saved as JSON, which turns them into finite standardised features (used as
+  "descriptor features concatenated after readout").
+
+Both are vectorised over a list of SMILES and memoised per SMILES for the process.
+
+Example:
+    >>> X = morgan_fingerprints(["CCO", "c1ccccc1"], radius=2, n_bits=1024)
+    >>> X.shape, X.dtype
+    ((2, 1024), dtype('float32'))
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medlearn.errors import ConfigError, DataValidationError, NotFittedError
+
+__all__ = [
+    "DescriptorScaler",
+    "clear_feature_cache",
+    "descriptor_names",
+    "morgan_fingerprints",
+    "rdkit_descriptors",
+]
+
+_MAX_SHOWN = 20
+#: (kind, params..., SMILES) -> one feature row.
+_ROWS: dict[tuple[Any, ...], np.ndarray] = {}
+_GENERATORS: dict[tuple[int, int, bool], Any] = {}
+
+
+def clear_feature_cache() -> None:
+    """Forget every memoised fingerprint and descriptor row."""
+    _ROWS.clear()
+
+
+def _mols(smiles: Sequence[str], positions: Sequence[int], total: int) -> list[Any]:
+    """Parse ``smiles``; one error lists every position that does not parse."""
+    from rdkit import Chem, rdBase
+
+    out, bad = [], []
+    with rdBase.BlockLogs():
+        for pos, smi in zip(positions, smiles, strict=True):
+            mol = Chem.MolFromSmiles(str(smi)) if smi else None
+            if mol is None:
+                bad.append(pos + 1)
+            out.append(mol)
+    if bad:
+        shown = ", ".join(map(str, bad[:_MAX_SHOWN]))
+        more = f" and {len(bad) - _MAX_SHOWN} more" if len(bad) > _MAX_SHOWN else ""
+        raise DataValidationError(
+            f"{len(bad)} of {total} SMILES cannot be parsed (items {shown}{more}).",
+            hint="Read molecules with the 'molecules' reader first; it reports bad rows.",
+        )
+    return out
+
+
+def _fill(smiles: Sequence[str], key: tuple[Any, ...], width: int, compute: Any) -> np.ndarray:
+    """Rows for ``smiles`` from the memo, computing the missing ones with ``compute(mols)``."""
+    wanted = [str(s) for s in smiles]
+    missing = list(dict.fromkeys(s for s in wanted if (*key, s) not in _ROWS))
+    if missing:
+        first: dict[str, int] = {}
+        for i, s in enumerate(wanted):
+            first.setdefault(s, i)
+        rows = compute(_mols(missing, [first[s] for s in missing], len(wanted)))
+        for s, row in zip(missing, rows, strict=True):
+            _ROWS[(*key, s)] = row
+    if not wanted:
+        return np.zeros((0, width), dtype=np.float32)
+    return np.stack([_ROWS[(*key, s)] for s in wanted])
+
+
+# --- Morgan fingerprints ------------------------------------------------------------------------
+
+
+def _generator(radius: int, n_bits: int, chirality: bool) -> Any:
+    key = (radius, n_bits, chirality)
+    gen = _GENERATORS.get(key)
+    if gen is None:
+        from rdkit.Chem import rdFingerprintGenerator
+
+        gen = rdFingerprintGenerator.GetMorganGenerator(
+            radius=radius, fpSize=n_bits, includeChirality=chirality
+        )
+        _GENERATORS[key] = gen
+    return gen
+
+
+def morgan_fingerprints(
+    smiles: Sequence[str],
+    *,
+    radius: int = 2,
+    n_bits: int = 2048,
+    counts: bool = False,
+    chirality: bool = False,
+) -> np.ndarray:
+    """Morgan (ECFP-like) fingerprints of ``smiles``.
+
+    Args:
+        smiles: SMILES strings.
+        radius: neighbourhood radius (2 ≈ ECFP4).
+        n_bits: vector length (bits are folded modulo ``n_bits``).
+        counts: occurrence counts instead of 0/1 bits.
+        chirality: include chirality in the atom invariants.
+
+    Returns:
+        ``(N, n_bits)`` float32: 0/1 bits, or counts.
+
+    Raises:
+        ConfigError: for ``radius < 0`` or ``n_bits < 1``.
+        DataValidationError: listing the positions of SMILES that do not parse.
+    """
+    if int(radius) != radius or radius < 0:
+        raise ConfigError(f"The 'radius' parameter must be an integer >= 0. Got {radius!r}.")
+    if int(n_bits) != n_bits or n_bits < 1:
+        raise ConfigError(f"The 'n_bits' parameter must be an integer >= 1. Got {n_bits!r}.")
+    gen = _generator(int(radius), int(n_bits), bool(chirality))
+
+    def compute(mols: list[Any]) -> list[np.ndarray]:
+        if counts:
+            return [gen.GetCountFingerprintAsNumPy(m).astype(np.float32) for m in mols]
+        return [gen.GetFingerprintAsNumPy(m).astype(np.float32) for m in mols]
+
+    key = ("morgan", int(radius), int(n_bits), bool(counts), bool(chirality))
+    return _fill(smiles, key, int(n_bits), compute)
+
+
+# --- RDKit 2D descriptors -----------------------------------------------------------------------
+
+
+def descriptor_names() -> list[str]:
+    """Names of every RDKit 2D descriptor (``Descriptors._descList``), in RDKit's order."""
+    from rdkit.Chem import Descriptors
+
+    return [name for name, _ in Descriptors._descList]
+
+
+def _functions(names: Sequence[str]) -> list[Any]:
+    from rdkit.Chem import Descriptors
+
+    table = dict(Descriptors._descList)
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        raise ConfigError(
+            f"Unknown RDKit descriptor(s): {', '.join(unknown[:10])}. This RDKit has "
+            f"{len(table)} descriptors.",
+            hint="A descriptor scaler saved with another RDKit version names descriptors this "
+            "one lacks; retrain, or install the RDKit version the model was trained with.",
+        )
+    return [table[n] for n in names]
+
+
+def rdkit_descriptors(smiles: Sequence[str], *, names: Sequence[str] | None = None) -> np.ndarray:
+    """RDKit 2D descriptors of ``smiles``.
+
+    Args:
+        smiles: SMILES strings.
+        names: descriptor names (default :func:`descriptor_names`, all of them).
+
+    Returns:
+        ``(N, D)`` float64; a descriptor that fails or is not finite is NaN (use
+        :class:`DescriptorScaler` to impute and scale).
+
+    Raises:
+        ConfigError: for an unknown descriptor name.
+        DataValidationError: listing the positions of SMILES that do not parse.
+    """
+    from rdkit import rdBase
+
+    names = list(names) if names is not None else descriptor_names()
+    funcs = _functions(names)
+
+    def compute(mols: list[Any]) -> list[np.ndarray]:
+        rows = []
+        with rdBase.BlockLogs(), np.errstate(all="ignore"):
+            for m in mols:
+                row = np.empty(len(funcs), dtype=np.float64)
+                for j, f in enumerate(funcs):
+                    try:
+                        row[j] = float(f(m))
+                    except Exception:  # noqa: BLE001 - RDKit descriptors raise many types
+                        row[j] = np.nan
+                row[~np.isfinite(row)] = np.nan
+                rows.append(row)
+        return rows
+
+    return _fill(smiles, ("descriptors", tuple(names)), len(names), compute)
+
+
+class DescriptorScaler:
+    """Impute, clip and standardise descriptor columns, fitted on training molecules.
+
+    ``fit`` learns per column the median (for NaN), the 0.5th and 99.5th percentiles (values
+    are clipped to them, which tames descriptors such as ``Ipc`` that span 30 orders of
+    magnitude) and the mean and standard deviation after clipping; ``transform`` returns
+    finite float32 features. Columns with no finite training value become 0.
+
+    Args:
+        names: the descriptor names of the columns (saved with the scaler, so prediction
+            computes the same columns).
+        clip_quantile: fraction clipped at each end.
+
+    Example:
+        >>> X = rdkit_descriptors(["CCO", "CCCO", "c1ccccc1O"])
+        >>> scaler = DescriptorScaler(descriptor_names()).fit(X)
+        >>> Z = scaler.transform(X)
+        >>> bool(np.isfinite(Z).all())
+        True
+    """
+
+    def __init__(self, names: Sequence[str], *, clip_quantile: float = 0.005) -> None:
+        self.names = list(names)
+        self.clip_quantile = float(clip_quantile)
+
+    def fit(self, X: np.ndarray) -> DescriptorScaler:
+        """Learn the statistics from training rows ``X`` ``(N, D)`` (NaN allowed)."""
+        X = self._check(X)
+        if len(X) == 0:
+            raise DataValidationError("DescriptorScaler.fit needs at least one row.")
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            q = self.clip_quantile
+            low = np.nanquantile(X, q, axis=0)
+            high = np.nanquantile(X, 1 - q, axis=0)
+            median = np.nanmedian(X, axis=0)
+        empty = ~np.isfinite(median)
+        low[empty], high[empty], median[empty] = 0.0, 0.0, 0.0
+        clipped = np.clip(np.where(np.isnan(X), median, X), low, high)
+        mean = clipped.mean(axis=0)
+        std = clipped.std(axis=0)
+        std[~(std > 1e-12)] = 1.0
+        self.median_, self.low_, self.high_ = median, low, high
+        self.mean_, self.std_ = mean, std
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Scaled features ``(N, D)`` float32, all finite."""
+        if not hasattr(self, "mean_"):
+            raise NotFittedError(
+                "This DescriptorScaler is not fitted yet. Call fit(X) with training "
+                "descriptors first, or load a saved one with DescriptorScaler.load(path)."
+            )
+        X = self._check(X)
+        X = np.where(np.isnan(X), self.median_, X)
+        Z = (np.clip(X, self.low_, self.high_) - self.mean_) / self.std_
+        return np.nan_to_num(Z, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+
+    def fit_transform(self, X: np.ndarray) -> np.ndarray:
+        """:meth:`fit` then :meth:`transform`."""
+        return self.fit(X).transform(X)
+
+    def _check(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != len(self.names):
+            raise DataValidationError(
+                f"DescriptorScaler expects an array of shape (N, {len(self.names)}). Got {X.shape}."
+            )
+        return np.where(np.isfinite(X), X, np.nan)
+
+    # -- persistence --------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted scaler as plain JSON-able values."""
+        if not hasattr(self, "mean_"):
+            raise NotFittedError("Fit the DescriptorScaler before saving it.")
+        return {
+            "kind": "rdkit_descriptor_scaler",
+            "version": 1,
+            "names": self.names,
+            "clip_quantile": self.clip_quantile,
+            "median": self.median_.tolist(),
+            "low": self.low_.tolist(),
+            "high": self.high_.tolist(),
+            "mean": self.mean_.tolist(),
+            "std": self.std_.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DescriptorScaler:
+        """Rebuild a scaler from :meth:`to_dict` output.
+
+        Raises:
+            DataValidationError: if the mapping is not a saved descriptor scaler.
+        """
+        try:
+            if data.get("kind") != "rdkit_descriptor_scaler":
+                raise KeyError("kind")
+            scaler = cls(data["names"], clip_quantile=data["clip_quantile"])
+            n = len(scaler.names)
+            stats = {}
+            for key in ("median", "low", "high", "mean", "std"):
+                arr = np.asarray(data[key], dtype=np.float64)
+                if arr.shape != (n,):
+                    raise ValueError(key)
+                stats[key] = arr
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise DataValidationError(
+                f"Not a saved descriptor scaler (problem with field {exc}).",
+                hint="The bundle file is damaged or from another tool; retrain the model.",
+            ) from exc
+        scaler.median_, scaler.low_, scaler.high_ = stats["median"], stats["low"], stats["high"]
+        scaler.mean_, scaler.std_ = stats["mean"], stats["std"]
+        return scaler
+
+    def save(self, path: str | Path) -> Path:
+        """Write the scaler as JSON (atomically)."""
+        from medlearn._io import atomic_write_text
+
+        return atomic_write_text(path, json.dumps(self.to_dict()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> DescriptorScaler:
+        """Read a scaler written by :meth:`save`."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -1,0 +1,1364 @@
+"""The molecule learner: graph networks and fingerprint baselines for property prediction.
+
+:class:`MoleculeLearner` implements :class:`medlearn.training.Learner` for SMILES records
+(``input`` = canonical SMILES; ``target`` = a float, a 0/1 label, or a list with NaN for
+missing labels). One learner serves every model of :mod:`medlearn.molecules._models`:
+
+- **graph networks** train with a plain torch loop (no Lightning: at this size its per-step
+  overhead is a large share of the fit time): graphs are featurised once
+  (:func:`medlearn.molecules._data.featurize`, cached), batches are stacked with
+  :func:`~medlearn.molecules._featurize.collate`, Adam with Chemprop's warm-up + exponential
+  decay ("noam") or a cosine schedule, masked multi-task losses (BCE-with-logits or MSE on
+  standardised targets), early stopping on validation RMSE or mean ROC-AUC with the best
+  epoch's weights restored, ``work_dir/checkpoints/member_<k>/last.ckpt`` every epoch
+  (``resume`` continues from it).
+- **fingerprint baselines** fit one scikit-learn model per target on its labelled rows.
+
+``training.ensemble = M`` trains M members with different seeds (deep ensembles):
+predictions are the member mean (of probabilities for classification) and
+:meth:`MoleculeLearner.predict_with_uncertainty` also returns the member variance.
+
+Explanations are per-atom attributions: integrated gradients on the atom features (summed
+over the feature axis) for graph networks, fingerprint-bit occlusion mapped onto atoms
+through the Morgan bit environments for fingerprint models.
+
+Saved bundles hold tensors (``torch.load(weights_only=True)``), skops files loaded against an
+explicit list of trusted types, and JSON; nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from medlearn._io import atomic_write_bytes, atomic_write_json
+from medlearn.errors import CheckpointError, ConfigError, DataValidationError, NotFittedError
+from medlearn.molecules._models import RESERVED, build_network, make_estimator
+from medlearn.registry import LEARNERS, MODELS
+from medlearn.training import BadInput, Explanation, FitReport
+
+if TYPE_CHECKING:
+    import torch
+
+    from medlearn.config import RunConfig
+    from medlearn.data import LoadedData, Record
+    from medlearn.molecules._models import MoleculeNet
+
+__all__ = [
+    "TRUSTED_TYPES",
+    "MoleculeLearner",
+    "descriptor_matrix",
+    "fingerprint_matrix",
+    "lr_at",
+    "masked_loss",
+]
+
+log = logging.getLogger(__name__)
+
+#: Every type a molecule bundle's skops files may contain; anything else is refused on load.
+TRUSTED_TYPES: tuple[str, ...] = (
+    "numpy.dtype",
+    "numpy.ndarray",
+    "numpy.random._generator.Generator",
+    "numpy.random._mt19937.MT19937",
+    "numpy.random._pcg64.PCG64",
+    "numpy.random.mtrand.RandomState",
+    "sklearn._loss._loss.CyHalfBinomialLoss",
+    "sklearn._loss._loss.CyHalfSquaredError",
+    "sklearn._loss.link.IdentityLink",
+    "sklearn._loss.link.Interval",
+    "sklearn._loss.link.LogitLink",
+    "sklearn._loss.loss.HalfBinomialLoss",
+    "sklearn._loss.loss.HalfSquaredError",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.ensemble._forest.RandomForestRegressor",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._classes.DecisionTreeRegressor",
+    "sklearn.tree._tree.Tree",
+)
+
+_PREDICT_CHUNK = 512  # molecules per forward pass at inference
+_IG_STEPS = 32  # integrated-gradients interpolation steps
+_EPS = 1e-7
+
+Scheduler = Literal["noam", "cosine", "constant"]
+#: ``training.scheduler`` of the run file → this learner's schedule.
+_SCHEDULERS: dict[str, Scheduler] = {"none": "constant", "onecycle": "noam", "cosine": "cosine"}
+
+
+# --- features ------------------------------------------------------------------------------------
+
+
+def _mols(smiles: Sequence[str]) -> list[Any]:
+    from rdkit import Chem, rdBase
+
+    with rdBase.BlockLogs():
+        mols = [Chem.MolFromSmiles(s) for s in smiles]
+    bad = [i for i, m in enumerate(mols) if m is None]
+    if bad:
+        raise DataValidationError(
+            f"{len(bad)} of {len(smiles)} molecules cannot be parsed (first at position "
+            f"{bad[0] + 1}).",
+            hint="Read molecules with the 'molecules' reader first; it reports bad rows.",
+        )
+    return mols
+
+
+def _morgan_generator(radius: int, n_bits: int) -> Any:
+    """The generator of :func:`medlearn.molecules._features.morgan_fingerprints` (no
+    chirality), used for the bit environments of explanations."""
+    from rdkit.Chem import rdFingerprintGenerator
+
+    return rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=n_bits)
+
+
+def fingerprint_matrix(
+    smiles: Sequence[str],
+    *,
+    kind: Literal["count", "bit"] = "count",
+    radius: int = 2,
+    n_bits: int = 2048,
+) -> np.ndarray:
+    """Morgan fingerprints ``(N, n_bits)`` float64 (counts, or 0/1 bits)."""
+    from medlearn.molecules._features import morgan_fingerprints
+
+    X = morgan_fingerprints(list(smiles), radius=radius, n_bits=n_bits, counts=kind == "count")
+    return np.asarray(X, dtype=np.float64)
+
+
+def descriptor_matrix(smiles: Sequence[str], names: Sequence[str] | None = None) -> np.ndarray:
+    """RDKit 2D descriptors ``(N, D)`` float64, NaN where a descriptor fails."""
+    from medlearn.molecules._features import rdkit_descriptors
+
+    return np.asarray(rdkit_descriptors(list(smiles), names=names), dtype=np.float64)
+
+
+def _graphs(smiles: Sequence[str]) -> list[Any]:
+    from medlearn.molecules._data import featurize
+
+    return featurize(list(smiles))
+
+
+# --- losses, metrics and schedules ---------------------------------------------------------------
+
+
+def masked_loss(
+    out: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    classification: bool,
+    pos_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean loss over the labelled entries of ``y`` (NaN = missing label, ignored).
+
+    Args:
+        out: ``(B, T)`` logits (classification) or standardised predictions (regression).
+        y: ``(B, T)`` 0/1 labels or standardised targets, NaN where missing.
+        classification: BCE-with-logits, else squared error.
+        pos_weight: ``(T,)`` weight of positive labels (class weights), or ``None``.
+
+    Returns:
+        A scalar; 0 (with a gradient) when no entry is labelled.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    mask = ~torch.isnan(y)
+    y0 = torch.where(mask, y, torch.zeros_like(y))
+    if classification:
+        per = F.binary_cross_entropy_with_logits(out, y0, pos_weight=pos_weight, reduction="none")
+    else:
+        per = (out - y0) ** 2
+    per = per * mask
+    return per.sum() / mask.sum().clamp_min(1)
+
+
+def _rmse(y: np.ndarray, pred: np.ndarray) -> float:
+    """Mean over targets of each target's RMSE on its labelled rows."""
+    vals = []
+    for t in range(y.shape[1]):
+        ok = ~np.isnan(y[:, t])
+        if ok.any():
+            vals.append(float(np.sqrt(np.mean((y[ok, t] - pred[ok, t]) ** 2))))
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def _mean_auroc(y: np.ndarray, score: np.ndarray) -> float:
+    """Mean over targets of ROC-AUC on labelled rows (targets with one class skipped)."""
+    from sklearn.metrics import roc_auc_score
+
+    vals = []
+    for t in range(y.shape[1]):
+        ok = ~np.isnan(y[:, t])
+        if ok.any() and len(np.unique(y[ok, t])) == 2:
+            vals.append(float(roc_auc_score(y[ok, t], score[ok, t])))
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def lr_at(
+    step: int,
+    *,
+    kind: Scheduler,
+    lr: float,
+    steps_per_epoch: int,
+    epochs: int,
+    warmup_epochs: float = 2.0,
+) -> float:
+    """The learning rate at optimiser step ``step``.
+
+    ``noam`` (Chemprop's): linear warm-up from ``lr / 10`` to ``lr`` over ``warmup_epochs``,
+    then exponential decay reaching ``lr / 10`` at the last step. ``cosine``: the same
+    warm-up, then cosine decay to ``lr / 100``. ``constant``: ``lr``.
+    """
+    if kind == "constant":
+        return lr
+    warm = max(1, int(round(warmup_epochs * steps_per_epoch)))
+    total = max(warm + 1, epochs * steps_per_epoch)
+    start = lr / 10.0
+    if step < warm:
+        return start + (lr - start) * step / warm
+    progress = min(1.0, (step - warm) / (total - warm))
+    if kind == "noam":
+        return lr * (0.1**progress)
+    final = lr / 100.0
+    return final + 0.5 * (lr - final) * (1.0 + math.cos(math.pi * progress))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, _EPS, 1.0 - _EPS)
+    return np.log(p / (1.0 - p))
+
+
+# --- data held during a fit ----------------------------------------------------------------------
+
+
+@dataclass
+class _Split:
+    """Featurised molecules of one split."""
+
+    smiles: list[str]
+    graphs: list[Any]
+    extra: np.ndarray | None  # (N, D) raw descriptors
+    y: np.ndarray  # (N, T) targets in their units, NaN = missing
+
+    def batch(self, idx: Sequence[int] | np.ndarray) -> Any:
+        from medlearn.molecules._featurize import collate
+
+        idx = np.asarray(idx, dtype=np.int64)
+        extra = None if self.extra is None else self.extra[idx]
+        return collate([self.graphs[i] for i in idx], extra)
+
+
+def _chunks(n: int, size: int) -> list[np.ndarray]:
+    """``range(n)`` in chunks of ``size``; a last chunk of one joins the previous chunk
+    (batch norm cannot train on a batch of one)."""
+    idx = np.arange(n)
+    out = [idx[s : s + size] for s in range(0, n, size)]
+    if len(out) > 1 and len(out[-1]) == 1:
+        out[-2] = np.concatenate([out[-2], out.pop()])
+    return out
+
+
+# --- the learner ---------------------------------------------------------------------------------
+
+
+class MoleculeLearner:
+    """Molecular property prediction: one registered model, one or several targets.
+
+    Args:
+        model: a registry name (``dmpnn``, ``gin``, ``gine``, ``attentivefp``,
+            ``fp_random_forest``, ``fp_gradient_boosting``).
+        task: ``binary`` (one 0/1 target, or several: trained as multi-task), ``multilabel``
+            (several 0/1 targets) or ``regression`` (one or several continuous targets).
+        targets: target names, in order.
+        classes: ``["negative", "positive"]`` for one binary target, else ``None``.
+        model_params: keyword arguments of the model factory.
+        standardization: the reader's SMILES standardisation options (used by
+            :meth:`read_inputs`).
+        seed: seed of everything random; ensemble member ``k > 0`` derives its own.
+        class_weights: ``"balanced"`` (positive labels weighted by negatives / positives per
+            target) or ``"none"``.
+        epochs, batch_size, lr, weight_decay, optimizer: optimisation (``lr`` is the peak).
+        scheduler: ``noam`` (Chemprop's warm-up + exponential decay), ``cosine`` or
+            ``constant``.
+        warmup_epochs: warm-up length of ``noam`` and ``cosine``.
+        patience: epochs without validation improvement before stopping (``None``: never;
+            the best epoch's weights are restored either way).
+        monitor: ``auto`` (RMSE for regression, mean ROC-AUC for classification) or
+            ``loss`` (validation loss).
+        max_minutes: wall-time budget of the whole fit (all members; each member trains at
+            least one epoch).
+        deterministic, num_threads, progress: as :class:`medlearn.config.TrainingConfig`.
+        ensemble: members with different seeds (deep ensemble).
+    """
+
+    domain = "molecules"
+    #: explanations are atom attributions drawn by the molecules handler, not images
+    image_explanations = False
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        task: str = "regression",
+        targets: Sequence[str] = ("target",),
+        classes: Sequence[str] | None = None,
+        model_params: dict[str, Any] | None = None,
+        standardization: dict[str, Any] | None = None,
+        seed: int = 0,
+        class_weights: str = "none",
+        epochs: int = 50,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        optimizer: str = "adam",
+        scheduler: Scheduler = "noam",
+        warmup_epochs: float = 2.0,
+        patience: int | None = None,
+        monitor: Literal["auto", "loss"] = "auto",
+        max_minutes: float | None = None,
+        deterministic: bool = True,
+        num_threads: int | None = None,
+        progress: bool = False,
+        ensemble: int = 1,
+    ) -> None:
+        if task not in ("binary", "multilabel", "regression"):
+            raise ConfigError(
+                f"The 'task' parameter of MoleculeLearner must be binary, multilabel or "
+                f"regression. Got {task!r}.",
+                hint="Set task: regression for continuous targets, binary or multilabel for "
+                "0/1 targets.",
+            )
+        if scheduler not in ("noam", "cosine", "constant"):
+            raise ConfigError(
+                f"The 'scheduler' parameter of MoleculeLearner must be noam, cosine or "
+                f"constant. Got {scheduler!r}."
+            )
+        self.model = model
+        self.task = task
+        self.targets = [str(t) for t in targets]
+        self.classes = [str(c) for c in classes] if classes else []
+        self.model_params = dict(model_params or {})
+        self.standardization = dict(standardization or {})
+        self.seed = seed
+        self.class_weights = class_weights
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.warmup_epochs = warmup_epochs
+        self.patience = patience
+        self.monitor = monitor
+        self.max_minutes = max_minutes
+        self.deterministic = deterministic
+        self.num_threads = num_threads
+        self.progress = progress
+        self.ensemble = int(ensemble)
+        self.kind = str(MODELS.meta(model).get("kind", "torch"))
+        self.arch_: dict[str, Any] | None = None
+        self.nets_: list[MoleculeNet] = []
+        self.estimators_: list[list[Any]] = []  # [member][target]: estimator or constant
+        self.member_seeds_: list[int] = []
+        self.descriptor_scaler_: Any = None  # a fitted DescriptorScaler when descriptors=True
+
+    # -- construction -----------------------------------------------------------------------
+    @property
+    def classification(self) -> bool:
+        """Whether the targets are 0/1 labels."""
+        return self.task != "regression"
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.targets)
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig, data: LoadedData) -> MoleculeLearner:
+        """Build an unfitted learner from the run file and the reader's ``info``.
+
+        Raises:
+            ConfigError: the model is not a molecule model, does not support the task,
+                gets unknown params, or the targets do not fit the task.
+        """
+        from medlearn.config import check_params
+
+        meta = MODELS.meta(cfg.model.name)
+        if meta.get("learner") != "molecules":
+            raise ConfigError(f"Model {cfg.model.name!r} is not a molecule model.")
+        if cfg.task not in meta.get("tasks", ()):
+            raise ConfigError(
+                f"Model {cfg.model.name!r} does not support task {cfg.task!r}.",
+                hint=f"Tasks it supports: {', '.join(meta.get('tasks', ()))}.",
+            )
+        check_params(
+            MODELS.get(cfg.model.name),
+            cfg.model.params,
+            what=f"model {cfg.model.name!r}",
+            reserved=RESERVED,
+        )
+        info = data.info or {}
+        targets = list(info.get("targets") or [])
+        if not targets:
+            raise ConfigError(
+                "The molecule data names no target column; property prediction needs one.",
+                hint="Set data.target to the target column(s) of the table.",
+            )
+        types = info.get("task_types") or []
+        if isinstance(types, str):
+            types = [types] * len(targets)
+        continuous = [t for t, k in zip(targets, types, strict=False) if k == "regression"]
+        if cfg.task in ("binary", "multilabel") and continuous:
+            raise ConfigError(
+                f"Task {cfg.task!r} needs 0/1 targets; {', '.join(map(repr, continuous))} "
+                "hold other values.",
+                hint="Set task: regression for continuous targets.",
+            )
+        if cfg.task == "multilabel" and len(targets) < 2:
+            raise ConfigError(
+                "Task 'multilabel' needs several 0/1 targets; the data has one.",
+                hint="Use task: binary for a single 0/1 target.",
+            )
+        t = cfg.training
+        return cls(
+            model=cfg.model.name,
+            task=cfg.task,
+            targets=targets,
+            classes=data.classes if cfg.task == "binary" and len(targets) == 1 else None,
+            model_params=cfg.model.params,
+            standardization=info.get("standardization"),
+            seed=t.seed,
+            class_weights=t.class_weights,
+            epochs=t.epochs,
+            batch_size=t.batch_size,
+            lr=t.lr,
+            weight_decay=t.weight_decay,
+            optimizer=t.optimizer,
+            scheduler=_SCHEDULERS[t.scheduler],
+            patience=t.patience,
+            monitor="loss" if t.monitor == "loss" else "auto",
+            max_minutes=t.max_minutes,
+            deterministic=t.deterministic,
+            num_threads=t.num_threads,
+            progress=t.progress,
+            ensemble=t.ensemble,
+        )
+
+    def _spec(self) -> dict[str, Any]:
+        return dict(MODELS.get(self.model)(**self.model_params))
+
+    # -- targets ----------------------------------------------------------------------------
+    def _target_matrix(self, records: Sequence[Record], what: str) -> np.ndarray:
+        """Targets ``(N, T)`` float64 with NaN for missing labels.
+
+        Raises:
+            DataValidationError: a record has the wrong number of targets, or a
+                classification label other than 0/1.
+        """
+        y = np.full((len(records), self.n_tasks), np.nan)
+        for i, rec in enumerate(records):
+            value = rec.get("target")
+            if value is None:
+                continue
+            try:
+                row = np.asarray(value, dtype=np.float64).reshape(-1)
+            except (TypeError, ValueError):
+                raise DataValidationError(
+                    f"{what}: record {rec['id']} has a non-numeric target.",
+                    hint="Targets must be numbers (NaN or empty for a missing label).",
+                ) from None
+            if row.shape[0] != self.n_tasks:
+                raise DataValidationError(
+                    f"{what}: record {rec['id']} has {row.shape[0]} target value(s); the "
+                    f"model has {self.n_tasks} target(s).",
+                    hint="Use data with the training data's target columns.",
+                )
+            y[i] = row
+        if self.classification:
+            bad = ~np.isnan(y) & ~np.isin(y, (0.0, 1.0))
+            if bad.any():
+                i = int(np.argwhere(bad)[0, 0])
+                raise DataValidationError(
+                    f"{what}: {int(bad.sum())} classification label(s) are not 0 or 1 (first "
+                    f"in record {records[i]['id']}).",
+                    hint="Set task: regression for continuous targets.",
+                )
+        return y
+
+    def _split(
+        self, records: Sequence[Record], what: str, *, labelled: bool, fit_scaler: bool = False
+    ) -> _Split:
+        """Featurise ``records``: graphs (graph networks), scaled descriptors (when the model
+        uses them; ``fit_scaler`` fits the scaler on these records first) and targets."""
+        smiles = [str(r["input"]) for r in records]
+        y = (
+            self._target_matrix(records, what)
+            if labelled
+            else np.full((len(records), self.n_tasks), np.nan)
+        )
+        graphs = _graphs(smiles) if self.kind == "torch" else []
+        extra = None
+        if self.arch_ is not None and self.arch_.get("descriptors"):
+            from medlearn.molecules._features import DescriptorScaler, descriptor_names
+
+            if fit_scaler:
+                names = descriptor_names()
+                raw = descriptor_matrix(smiles, names)
+                self.descriptor_scaler_ = DescriptorScaler(names).fit(raw)
+            elif self.descriptor_scaler_ is None:
+                raise NotFittedError("The descriptor scaler is not fitted; call fit(...) first.")
+            else:
+                raw = descriptor_matrix(smiles, self.descriptor_scaler_.names)
+            extra = self.descriptor_scaler_.transform(raw)
+        return _Split(smiles=smiles, graphs=graphs, extra=extra, y=y)
+
+    # -- fit --------------------------------------------------------------------------------
+    def fit(
+        self, train: Sequence[Record], val: Sequence[Record], *, work_dir: Path, resume: bool
+    ) -> FitReport:
+        """Fit on ``train`` (scalers included), early-stopping and selecting on ``val``.
+
+        Raises:
+            DataValidationError: no labelled training molecule, bad labels, or a target with
+                no label in the training split.
+        """
+        from medlearn.training import configure_threads, seed_everything
+
+        t0 = time.perf_counter()
+        threads = configure_threads(self.num_threads)
+        seed_everything(self.seed, deterministic=self.deterministic)
+        spec = self._spec()
+        self.arch_ = spec
+        self.descriptor_scaler_ = None
+        tf = time.perf_counter()
+        tr = self._split(train, "training records", labelled=True, fit_scaler=True)
+        va = self._split(val, "validation records", labelled=True) if val else None
+        featurise_s = time.perf_counter() - tf
+        keep = ~np.isnan(tr.y).all(axis=1)
+        if not keep.any():
+            raise DataValidationError(
+                "training records have no target value; nothing to learn from.",
+                hint="Check data.target and that the training split holds labelled rows.",
+            )
+        if not keep.all():
+            idx = np.flatnonzero(keep)
+            tr = _Split(
+                [tr.smiles[i] for i in idx],
+                [tr.graphs[i] for i in idx] if tr.graphs else [],
+                None if tr.extra is None else tr.extra[idx],
+                tr.y[idx],
+            )
+        empty = [n for n, c in zip(self.targets, (~np.isnan(tr.y)).sum(0), strict=True) if c == 0]
+        if empty:
+            raise DataValidationError(
+                f"target(s) {', '.join(map(repr, empty))} have no label in the training split.",
+                hint="Drop those targets from data.target or use a different split.",
+            )
+        if self.classification:
+            for name, col in zip(self.targets, tr.y.T, strict=True):
+                if len(np.unique(col[~np.isnan(col)])) < 2:
+                    log.warning("target %r has a single class in the training split", name)
+        seeds = [self.seed] + [_member_seed(self.seed, k) for k in range(1, max(1, self.ensemble))]
+        self.member_seeds_ = seeds
+        extra_info: dict[str, Any] = {
+            "featurise_seconds": round(featurise_s, 3),
+            "n_train": int(len(tr.y)),
+            "n_val": int(len(va.y)) if va is not None else 0,
+            "threads": threads,
+            "ensemble": len(seeds),
+            "labels_per_target": {
+                n: int(c) for n, c in zip(self.targets, (~np.isnan(tr.y)).sum(0), strict=True)
+            },
+        }
+        if self.descriptor_scaler_ is not None:
+            extra_info["n_descriptors"] = len(self.descriptor_scaler_.names)
+        if self.kind == "sklearn":
+            report = self._fit_estimators(tr, va, seeds, threads)
+        else:
+            report = self._fit_networks(tr, va, seeds, Path(work_dir), resume, t0)
+        report.fit_seconds = time.perf_counter() - t0
+        report.samples_per_second = len(tr.y) * sum(report.epochs) / max(report.fit_seconds, 1e-9)
+        report.extra.update(extra_info)
+        return report
+
+    # .. fingerprint baselines ..............................................................
+    def _fp_features(self, smiles: Sequence[str], extra: np.ndarray | None) -> np.ndarray:
+        spec = self.arch_ or {}
+        X = fingerprint_matrix(
+            smiles, kind=spec["fingerprint"], radius=int(spec["radius"]), n_bits=int(spec["n_bits"])
+        ).astype(np.float64)
+        if spec.get("descriptors"):
+            if extra is None:
+                extra = self.descriptor_scaler_.transform(
+                    descriptor_matrix(smiles, self.descriptor_scaler_.names)
+                )
+            X = np.concatenate([X, np.asarray(extra, dtype=np.float64)], axis=1)
+        return X
+
+    def _fit_estimators(
+        self, tr: _Split, va: _Split | None, seeds: list[int], threads: int
+    ) -> FitReport:
+        kind = "classification" if self.classification else "regression"
+        cw = "balanced" if self.class_weights == "balanced" else None
+        X = self._fp_features(tr.smiles, tr.extra)
+        self.estimators_ = []
+        for seed in seeds:
+            member: list[Any] = []
+            for t in range(self.n_tasks):
+                ok = ~np.isnan(tr.y[:, t])
+                yt = tr.y[ok, t]
+                if self.classification and len(np.unique(yt)) < 2:
+                    member.append(float(yt[0]))  # a constant probability
+                    continue
+                est = make_estimator(
+                    self.arch_ or {}, task_type=kind, seed=seed, class_weight=cw, n_jobs=threads
+                )
+                est.fit(X[ok], yt.astype(np.int64) if self.classification else yt)
+                member.append(est)
+            self.estimators_.append(member)
+        history: list[dict[str, Any]] = []
+        best: dict[str, Any] = {}
+        if va is not None and len(va.y):
+            pred = self._aggregate(self._raw_fp(self._fp_features(va.smiles, va.extra)))[0]
+            name, score = self._val_score(va.y, pred)
+            history.append({"member": 0, "epoch": 1, f"val_{name}": score})
+            best = {f"best_val_{name}": score}
+        return FitReport(
+            fit_seconds=0.0,
+            epochs=[1] * len(seeds),
+            stopped_by=["converged"] * len(seeds),
+            history=history,
+            extra=best,
+        )
+
+    def _raw_fp(self, X: np.ndarray) -> np.ndarray:
+        """Per-member outputs ``(M, N, T)``: logits (classification) or target values."""
+        out = np.zeros((len(self.estimators_), len(X), self.n_tasks))
+        for m, member in enumerate(self.estimators_):
+            for t, est in enumerate(member):
+                if isinstance(est, float):
+                    out[m, :, t] = _logit(np.full(len(X), est)) if self.classification else est
+                elif self.classification:
+                    proba = np.asarray(est.predict_proba(X), dtype=np.float64)
+                    classes = list(np.asarray(est.classes_).astype(int))
+                    p1 = proba[:, classes.index(1)] if 1 in classes else np.zeros(len(X))
+                    out[m, :, t] = _logit(p1)
+                else:
+                    out[m, :, t] = np.asarray(est.predict(X), dtype=np.float64)
+        return out
+
+    # .. graph networks ....................................................................
+    def _new_net(self, n_extra: int) -> MoleculeNet:
+        return build_network(self.arch_ or {}, n_tasks=self.n_tasks, n_extra=n_extra)
+
+    def _fit_networks(
+        self,
+        tr: _Split,
+        va: _Split | None,
+        seeds: list[int],
+        work_dir: Path,
+        resume: bool,
+        t0: float,
+    ) -> FitReport:
+        n_extra = 0 if tr.extra is None else tr.extra.shape[1]
+        if self.classification:
+            y_mean, y_std = np.zeros(self.n_tasks), np.ones(self.n_tasks)
+        else:
+            y_mean = np.nanmean(tr.y, axis=0)
+            y_std = np.nanstd(tr.y, axis=0)
+            y_std = np.where(y_std > 1e-8, y_std, 1.0)
+        self.nets_ = []
+        epochs, stopped, history = [], [], []
+        best: list[float] = []
+        budget = self.max_minutes * 60.0 if self.max_minutes else None
+        for k, seed in enumerate(seeds):
+            deadline = None if budget is None else t0 + budget * (k + 1) / len(seeds)
+            net = self._new_net(n_extra)
+            outcome = _train_member(
+                self,
+                net,
+                k=k,
+                seed=seed,
+                tr=tr,
+                va=va,
+                y_scaler=(y_mean, y_std),
+                ckpt_dir=work_dir / "checkpoints" / f"member_{k}",
+                resume=resume,
+                deadline=deadline,
+            )
+            self.nets_.append(net)
+            epochs.append(outcome["epochs"])
+            stopped.append(outcome["stopped_by"])
+            history += outcome["history"]
+            if outcome["best_score"] is not None:
+                best.append(outcome["best_score"])
+        name = self._monitor_name()
+        extra = {f"best_val_{name}": float(np.mean(best))} if best else {}
+        return FitReport(
+            fit_seconds=0.0, epochs=epochs, stopped_by=stopped, history=history, extra=extra
+        )
+
+    def _monitor_name(self) -> str:
+        if self.monitor == "loss":
+            return "loss"
+        return "auroc" if self.classification else "rmse"
+
+    def _val_score(self, y: np.ndarray, pred: np.ndarray) -> tuple[str, float]:
+        """The monitored validation metric of member-mean outputs ``pred`` ``(N, T)``."""
+        if self.classification:
+            return "auroc", _mean_auroc(y, pred)
+        return "rmse", _rmse(y, pred)
+
+    # -- inference --------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if self.arch_ is None or (not self.nets_ and not self.estimators_):
+            raise NotFittedError(
+                "This MoleculeLearner is not fitted yet. Call fit(...) or "
+                "MoleculeLearner.load(...) before predicting."
+            )
+
+    def _net_outputs(self, net: MoleculeNet, data: _Split) -> np.ndarray:
+        """``(N, T)``: target units (regression) or logits (classification)."""
+        import torch
+
+        net.eval()
+        outs = []
+        with torch.no_grad():
+            for idx in _chunks(len(data.smiles), _PREDICT_CHUNK):
+                outs.append(net.predict(data.batch(idx)).double().numpy())
+        return np.concatenate(outs) if outs else np.zeros((0, self.n_tasks))
+
+    def _raw(self, records: Sequence[Record]) -> np.ndarray:
+        """Per-member outputs ``(M, N, T)``: logits (classification) or target values."""
+        self._check_fitted()
+        data = self._split(records, "input records", labelled=False)
+        if self.estimators_:
+            return self._raw_fp(self._fp_features(data.smiles, data.extra))
+        return np.stack([self._net_outputs(net, data) for net in self.nets_])
+
+    def _aggregate(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Member outputs ``(M, N, T)`` → (prediction ``(N, T)``, variance ``(N, T)`` or None).
+
+        Classification: the prediction is the logit of the mean member probability (a
+        single member's own logits), the variance that of member probabilities.
+        Regression: the member mean and variance in target units.
+        """
+        if raw.shape[0] == 1:
+            return raw[0], None
+        if self.classification:
+            p = _sigmoid(raw)
+            return _logit(p.mean(axis=0)), p.var(axis=0)
+        return raw.mean(axis=0), raw.var(axis=0)
+
+    def _as_logits(self, pred: np.ndarray) -> np.ndarray:
+        """One binary target → ``(N, 2)`` logits ``[0, z]``; otherwise ``(N, T)``."""
+        if self.task == "binary" and self.n_tasks == 1:
+            return np.concatenate([np.zeros_like(pred), pred], axis=1)
+        return pred
+
+    def predict_logits(self, records: Sequence[Record], *, tta: bool = False) -> np.ndarray:
+        """Regression: predictions ``(N, T)`` in target units. One binary target: logits
+        ``(N, 2)`` = ``[0, z]``. Several binary targets: logits ``(N, T)``. Ensembles give the
+        member mean (of probabilities, as a logit, for classification)."""
+        if not records:
+            self._check_fitted()
+            width = 2 if (self.task == "binary" and self.n_tasks == 1) else self.n_tasks
+            return np.zeros((0, width))
+        pred, _ = self._aggregate(self._raw(records))
+        return self._as_logits(pred)
+
+    def predict_with_uncertainty(
+        self, records: Sequence[Record]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """What :meth:`predict_logits` returns, and the ensemble variance ``(N, T)`` (target
+        units² for regression, of probabilities for classification); ``None`` for a single
+        model."""
+        if not records:
+            return self.predict_logits(records), None
+        pred, var = self._aggregate(self._raw(records))
+        return self._as_logits(pred), var
+
+    def predict(self, records: Sequence[Record]) -> np.ndarray:
+        """Predictions ``(N, T)``: target units (regression) or probabilities."""
+        if not records:
+            self._check_fitted()
+            return np.zeros((0, self.n_tasks))
+        pred, _ = self._aggregate(self._raw(records))
+        return _sigmoid(pred) if self.classification else pred
+
+    # -- explanations -----------------------------------------------------------------------
+    def explain(self, records: Sequence[Record], targets: Sequence[int]) -> list[Explanation]:
+        """Per-atom attributions for target ``targets[i]`` (the task index).
+
+        Graph networks: integrated gradients (zero baseline, 32 steps) on the atom features,
+        summed over the feature axis, of the output in target units (regression) or of the
+        log-odds (classification), averaged over ensemble members. Fingerprint models: each
+        on-bit set to zero in turn, the change of the output shared equally among the atoms
+        of that bit's Morgan environments. ``atoms`` follows the atom order of the record's
+        canonical SMILES; positive values push the prediction up.
+        """
+        self._check_fitted()
+        if not records:
+            return []
+        tasks = [int(t) for t in targets]
+        bad = [t for t in tasks if not 0 <= t < self.n_tasks]
+        if bad:
+            raise ConfigError(
+                f"explain: target {bad[0]} is not a task index (0..{self.n_tasks - 1})."
+            )
+        if self.nets_:
+            atoms = self._integrated_gradients(records, tasks)
+            method = "integrated_gradients"
+        else:
+            atoms = self._fp_occlusion(records, tasks)
+            method = "fingerprint_occlusion"
+        return [
+            Explanation(target=t, method=method, atoms=a) for t, a in zip(tasks, atoms, strict=True)
+        ]
+
+    def _integrated_gradients(
+        self, records: Sequence[Record], tasks: list[int], steps: int = _IG_STEPS
+    ) -> list[np.ndarray]:
+        """Per-atom integrated gradients (zero baseline, midpoint rule), member mean."""
+        import torch
+
+        data = self._split(records, "input records", labelled=False)
+        out: list[np.ndarray] = []
+        for idx in _chunks(len(records), 64):
+            b = data.batch(idx)
+            rows = torch.arange(len(idx))
+            task_t = torch.as_tensor([tasks[i] for i in idx])
+            total = torch.zeros_like(b.x)
+            for net in self.nets_:
+                net.eval()
+                grads = torch.zeros_like(b.x)
+                for s in range(steps):
+                    x = (b.x * ((s + 0.5) / steps)).detach().requires_grad_(True)
+                    with torch.enable_grad():
+                        value = net.unscale(net(b, x))[rows, task_t]
+                        (g,) = torch.autograd.grad(value.sum(), x)
+                    grads += g
+                total += grads * b.x / steps
+            per_atom = (total / len(self.nets_)).sum(dim=1).double().numpy()
+            batch = b.batch.numpy()
+            out += [per_atom[batch == i] for i in range(len(idx))]
+        return out
+
+    def _fp_occlusion(self, records: Sequence[Record], tasks: list[int]) -> list[np.ndarray]:
+        spec = self.arch_ or {}
+        smiles = [str(r["input"]) for r in records]
+        X = self._fp_features(smiles, None)
+        gen = _morgan_generator(int(spec["radius"]), int(spec["n_bits"]))
+        out = []
+        for i, mol in enumerate(_mols(smiles)):
+            info = _bit_environments(gen, mol)
+            bits = sorted(b for b in info if X[i, b] != 0)
+            variants = np.repeat(X[i : i + 1], len(bits) + 1, axis=0)
+            for k, b in enumerate(bits, start=1):
+                variants[k, b] = 0.0
+            raw = self._aggregate(self._raw_fp(variants))[0][:, tasks[i]]
+            atoms = np.zeros(mol.GetNumAtoms())
+            for k, b in enumerate(bits, start=1):
+                envs = info[b]
+                delta = (raw[0] - raw[k]) / len(envs)
+                for env in envs:
+                    atoms[list(env)] += delta / len(env)
+            out.append(atoms)
+        return out
+
+    # -- user inputs ------------------------------------------------------------------------
+    def read_inputs(self, sources: Sequence[str]) -> tuple[list[Record], list[BadInput]]:
+        """SMILES strings or files of SMILES → records; every unusable molecule is a
+        :class:`BadInput` with its source and row (the training data's standardisation)."""
+        from medlearn.molecules._data import read_smiles_inputs
+
+        opts = {k: v for k, v in self.standardization.items() if k in ("standardize", "fragments")}
+        return read_smiles_inputs(list(sources), **opts)
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, directory: Path) -> dict[str, Any]:
+        """Write ``molecules.json`` and the members (``weights/member_<k>.pt`` tensors or
+        ``member_<k>_target_<t>.skops``); return the manifest fields."""
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        members: list[dict[str, Any]] = []
+        if self.nets_:
+            import torch
+
+            for k, net in enumerate(self.nets_):
+                buf = io.BytesIO()
+                torch.save({n: v.detach().cpu() for n, v in net.state_dict().items()}, buf)
+                rel = f"weights/member_{k}.pt"
+                atomic_write_bytes(directory / rel, buf.getvalue())
+                members.append({"seed": self.member_seeds_[k], "file": rel})
+        else:
+            import skops.io as sio
+
+            for k, member in enumerate(self.estimators_):
+                entry: list[Any] = []
+                for t, est in enumerate(member):
+                    if isinstance(est, float):
+                        entry.append({"constant": est})
+                        continue
+                    rel = f"member_{k}_target_{t}.skops"
+                    atomic_write_bytes(directory / rel, sio.dumps(est))
+                    entry.append({"file": rel})
+                members.append({"seed": self.member_seeds_[k], "targets": entry})
+        state = {
+            "model": self.model,
+            "model_params": self.model_params,
+            "task": self.task,
+            "targets": self.targets,
+            "classes": self.classes,
+            "arch": self.arch_,
+            "seed": self.seed,
+            "standardization": self.standardization,
+            "descriptor_scaler": (
+                "descriptor_scaler.json" if self.descriptor_scaler_ is not None else None
+            ),
+            "featurizer_version": _featurizer_version(),
+            "members": members,
+        }
+        if self.descriptor_scaler_ is not None:
+            atomic_write_json(
+                directory / "descriptor_scaler.json", self.descriptor_scaler_.to_dict()
+            )
+        atomic_write_json(directory / "molecules.json", state)
+        return {
+            "domain": self.domain,
+            "learner": "molecules",
+            "reader": "molecules",
+            "model": {"name": self.model, "params": self.model_params},
+            "classes": self.classes,
+            "targets": self.targets,
+            "files_molecules": {"state": "molecules.json"},
+            "input": {"kind": "smiles", "formats": ["smiles", "csv", "tsv", "parquet", "smi"]},
+            "explain": {
+                "method": "integrated_gradients" if self.nets_ else "fingerprint_occlusion"
+            },
+            "ensemble": len(members),
+        }
+
+    @classmethod
+    def load(cls, directory: Path, manifest: dict[str, Any]) -> MoleculeLearner:
+        """Rebuild from a verified bundle: JSON, tensors with ``weights_only=True``, skops
+        files with :data:`TRUSTED_TYPES` only.
+
+        Raises:
+            CheckpointError: a file is missing or malformed, holds untrusted types, or was
+                written for another featuriser version.
+        """
+        directory = Path(directory)
+        try:
+            files = manifest["files_molecules"]
+            state = json.loads((directory / files["state"]).read_text())
+            obj = cls(
+                model=state["model"],
+                task=state["task"],
+                targets=state["targets"],
+                classes=state["classes"] or None,
+                model_params=state["model_params"],
+                standardization=state.get("standardization"),
+                seed=int(state.get("seed", 0)),
+            )
+            obj.arch_ = dict(state["arch"])
+            if state.get("descriptor_scaler"):
+                from medlearn.molecules._features import DescriptorScaler
+
+                obj.descriptor_scaler_ = DescriptorScaler.from_dict(
+                    json.loads((directory / state["descriptor_scaler"]).read_text())
+                )
+            members = list(state["members"])
+            obj.member_seeds_ = [int(m["seed"]) for m in members]
+        except (KeyError, TypeError, ValueError, OSError) as exc:  # incl. JSON errors
+            raise CheckpointError(
+                f"{directory}: the molecules bundle is incomplete ({type(exc).__name__}).",
+                hint="Re-export the bundle with this medlearn version.",
+            ) from None
+        if obj.kind == "torch":
+            version = state.get("featurizer_version")
+            if version != _featurizer_version():
+                raise CheckpointError(
+                    f"{directory}: the model was trained on graph features version "
+                    f"{version!r}; this medlearn computes {_featurizer_version()!r}.",
+                    hint="Retrain the model with this medlearn version.",
+                )
+            obj.nets_ = [obj._load_net(directory, m["file"]) for m in members]
+        else:
+            obj.estimators_ = [
+                [
+                    float(e["constant"]) if "constant" in e else _load_skops(directory / e["file"])
+                    for e in m["targets"]
+                ]
+                for m in members
+            ]
+        return obj
+
+    def _load_net(self, directory: Path, rel: str) -> MoleculeNet:
+        import torch
+
+        path = directory / rel
+        if not path.is_file():
+            raise CheckpointError(f"{path}: missing from the bundle.")
+        weights = torch.load(path, map_location="cpu", weights_only=True)
+        scaler = self.descriptor_scaler_
+        net = self._new_net(len(scaler.names) if scaler is not None else 0)
+        try:
+            net.load_state_dict(weights)
+        except RuntimeError as exc:
+            raise CheckpointError(
+                f"{path}: weights do not fit the {self.model} network ({str(exc)[:200]}).",
+                hint="Retrain; the bundle was written by another model definition.",
+            ) from None
+        net.eval()
+        return net
+
+
+# --- training one network ------------------------------------------------------------------------
+
+
+def _member_seed(seed: int, k: int) -> int:
+    from medlearn.training._seed import derive_seed
+
+    return derive_seed(seed, 1000 + k)
+
+
+def _featurizer_version() -> str:
+    from medlearn.molecules._featurize import FEATURIZER_VERSION
+
+    return FEATURIZER_VERSION
+
+
+def _optimizer(learner: MoleculeLearner, params: Any) -> Any:
+    import torch
+
+    if learner.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=learner.lr, momentum=0.9, weight_decay=learner.weight_decay
+        )
+    cls = torch.optim.AdamW if learner.optimizer == "adamw" else torch.optim.Adam
+    # the fused kernel updates every tensor in one pass (CPU and GPU), same arithmetic
+    return cls(params, lr=learner.lr, weight_decay=learner.weight_decay, fused=True)
+
+
+def _pos_weight(learner: MoleculeLearner, y: np.ndarray) -> Any:
+    import torch
+
+    if not learner.classification or learner.class_weights != "balanced":
+        return None
+    pos = np.nansum(y == 1, axis=0).astype(float)
+    neg = np.nansum(y == 0, axis=0).astype(float)
+    return torch.as_tensor(np.where(pos > 0, neg / np.maximum(pos, 1), 1.0), dtype=torch.float32)
+
+
+def _improved(score: float, best: float | None, *, higher: bool) -> bool:
+    """Whether ``score`` beats ``best``. An undefined best (none yet, or NaN, e.g. ROC-AUC
+    on a validation split with one class) is replaced by any newer score; a NaN score never
+    beats a defined best."""
+    if best is None or not np.isfinite(best):
+        return True
+    if not np.isfinite(score):
+        return False
+    return score > best if higher else score < best
+
+
+def _save_ckpt(path: Path, state: dict[str, Any]) -> None:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _load_ckpt(path: Path) -> dict[str, Any]:
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for corrupt files
+        raise CheckpointError(
+            f"{path}: cannot read the checkpoint ({type(exc).__name__}).",
+            hint="Delete it to start this member afresh, or drop --resume.",
+        ) from None
+
+
+def _progress_bar(enabled: bool, total: int, desc: str) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def _train_member(
+    learner: MoleculeLearner,
+    net: MoleculeNet,
+    *,
+    k: int,
+    seed: int,
+    tr: _Split,
+    va: _Split | None,
+    y_scaler: tuple[np.ndarray, np.ndarray],
+    ckpt_dir: Path,
+    resume: bool,
+    deadline: float | None,
+) -> dict[str, Any]:
+    """Train one network in place; its best epoch's weights are loaded at the end.
+
+    Returns:
+        ``{"epochs", "stopped_by", "history", "best_score"}``.
+    """
+    import torch
+
+    from medlearn.training._seed import derive_seed
+
+    torch.manual_seed(seed)
+    net.set_target_scaler(*y_scaler)
+    y_scaled = torch.as_tensor((tr.y - y_scaler[0]) / y_scaler[1], dtype=torch.float32)
+    pos_weight = _pos_weight(learner, tr.y)
+    opt = _optimizer(learner, net.parameters())
+    n = len(tr.y)
+    bs = max(1, min(learner.batch_size, n))
+    steps_per_epoch = len(_chunks(n, bs))
+    val_batches = [(va.batch(idx), idx) for idx in _chunks(len(va.y), _PREDICT_CHUNK)] if va else []
+    has_val = bool(val_batches)
+    name = learner._monitor_name()
+    higher = name == "auroc"
+    signature = json.dumps(
+        {"arch": learner.arch_, "n": n, "tasks": learner.targets}, sort_keys=True
+    )
+
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    last = ckpt_dir / "last.ckpt"
+    st: dict[str, Any] = {
+        "epoch": 0,
+        "step": 0,
+        "best_score": None,
+        "best_epoch": 0,
+        "bad_epochs": 0,
+        "history": [],
+        "finished": False,
+        "stopped_by": "max_epochs",
+        "best_state": None,
+    }
+    if resume and last.is_file():
+        saved = _load_ckpt(last)
+        if saved.get("signature") != signature:
+            raise CheckpointError(
+                f"{last}: the checkpoint belongs to another model or data.",
+                hint="Drop --resume, or resume with the run file that wrote it.",
+            )
+        net.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        st.update({key: saved[key] for key in st})
+    elif last.exists():
+        last.unlink()
+
+    bar = _progress_bar(learner.progress and not st["finished"], learner.epochs, f"member {k}")
+    if bar is not None:
+        bar.update(st["epoch"])
+    while not st["finished"] and st["epoch"] < learner.epochs:
+        if deadline is not None and st["epoch"] > 0 and time.perf_counter() > deadline:
+            st["stopped_by"] = "max_time"
+            break
+        epoch = st["epoch"]
+        t_ep = time.perf_counter()
+        net.train()
+        torch.manual_seed(derive_seed(seed, epoch, 1))  # dropout: resumable per epoch
+        perm = np.random.default_rng(derive_seed(seed, epoch)).permutation(n)
+        total, seen = 0.0, 0
+        for idx in _chunks(n, bs):
+            rows = perm[idx]
+            lr = lr_at(
+                st["step"],
+                kind=learner.scheduler,
+                lr=learner.lr,
+                steps_per_epoch=steps_per_epoch,
+                epochs=learner.epochs,
+                warmup_epochs=learner.warmup_epochs,
+            )
+            for group in opt.param_groups:
+                group["lr"] = lr
+            out = net(tr.batch(rows))
+            loss = masked_loss(
+                out,
+                y_scaled[torch.as_tensor(rows)],
+                classification=learner.classification,
+                pos_weight=pos_weight,
+            )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            st["step"] += 1
+            total += float(loss.detach()) * len(rows)
+            seen += len(rows)
+        entry: dict[str, Any] = {
+            "member": k,
+            "epoch": epoch + 1,
+            "train_loss": total / max(seen, 1),
+            "lr": lr,
+        }
+        if va is not None and has_val:
+            net.eval()
+            with torch.no_grad():
+                outs = [net(b).double() for b, _ in val_batches]
+            scaled = torch.cat(outs)
+            y_va = torch.as_tensor((va.y - y_scaler[0]) / y_scaler[1], dtype=torch.float64)
+            val_loss = float(
+                masked_loss(scaled, y_va, classification=learner.classification, pos_weight=None)
+            )
+            pred = scaled.numpy()
+            if not learner.classification:
+                pred = pred * y_scaler[1] + y_scaler[0]
+            _, metric = learner._val_score(va.y, pred)
+            entry["val_loss"] = val_loss
+            if name != "loss":
+                entry[f"val_{name}"] = metric
+            score = val_loss if name == "loss" else metric
+            if _improved(score, st["best_score"], higher=higher):
+                st["best_score"], st["best_epoch"], st["bad_epochs"] = score, epoch + 1, 0
+                st["best_state"] = {n_: v.detach().clone() for n_, v in net.state_dict().items()}
+            else:
+                st["bad_epochs"] += 1
+        entry["seconds"] = round(time.perf_counter() - t_ep, 4)
+        st["history"].append(entry)
+        st["epoch"] = epoch + 1
+        if bar is not None:
+            bar.update(1)
+            shown = {
+                key: f"{v:.4g}" for key, v in entry.items() if key.startswith(("val_", "train"))
+            }
+            bar.set_postfix(shown)
+        if has_val and learner.patience and st["bad_epochs"] >= learner.patience:
+            st["stopped_by"] = "early_stopping"
+            st["finished"] = True
+        elif st["epoch"] >= learner.epochs:
+            st["finished"] = True
+        _save_ckpt(
+            last,
+            {
+                **st,
+                "signature": signature,
+                "model": net.state_dict(),
+                "optimizer": opt.state_dict(),
+            },
+        )
+    if bar is not None:
+        bar.close()
+    if st["best_state"] is not None:
+        net.load_state_dict(st["best_state"])
+    net.eval()
+    best = st["best_score"]
+    return {
+        "epochs": int(st["epoch"]),
+        "stopped_by": str(st["stopped_by"]),
+        "history": list(st["history"]),
+        "best_score": None if best is None else float(best),
+    }
+
+
+# --- fingerprint bit environments and safe loading -----------------------------------------------
+
+
+def _bit_environments(gen: Any, mol: Any) -> dict[int, list[set[int]]]:
+    """Morgan bit → the atom sets of every environment that sets it."""
+    from rdkit import Chem
+    from rdkit.Chem import rdFingerprintGenerator
+
+    ao = rdFingerprintGenerator.AdditionalOutput()
+    ao.AllocateBitInfoMap()
+    gen.GetCountFingerprint(mol, additionalOutput=ao)
+    out: dict[int, list[set[int]]] = {}
+    for bit, occurrences in ao.GetBitInfoMap().items():
+        envs = []
+        for center, r in occurrences:
+            atoms = {int(center)}
+            if r > 0:
+                for bond_idx in Chem.FindAtomEnvironmentOfRadiusN(mol, int(r), int(center)):
+                    bond = mol.GetBondWithIdx(bond_idx)
+                    atoms.update((bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()))
+            envs.append(atoms)
+        out[int(bit)] = envs
+    return out
+
+
+def _load_skops(path: Path) -> Any:
+    """Load a skops file, refusing any type outside :data:`TRUSTED_TYPES`.
+
+    Raises:
+        CheckpointError: the file is missing, unreadable or holds untrusted types.
+    """
+    import zipfile
+
+    import skops.io as sio
+
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing from the bundle.")
+    data = path.read_bytes()
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            schema = json.loads(z.read("schema.json"))
+        untrusted = sio.get_untrusted_types(data=data)
+    except Exception as exc:  # noqa: BLE001 - skops / zipfile raise several kinds
+        raise CheckpointError(
+            f"{path}: not a readable skops file ({type(exc).__name__})."
+        ) from None
+    present: set[str] = set(untrusted)
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "__class__" in node and "__module__" in node:
+                present.add(f"{node['__module__']}.{node['__class__']}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    refused = sorted(t for t in present if t not in TRUSTED_TYPES and not _basic_type(t))
+    if refused:
+        raise CheckpointError(
+            f"{path}: refuses to load types outside medlearn's trusted list: "
+            f"{', '.join(refused[:10])}.",
+            hint="Only bundles written by medlearn's molecule learner can be loaded.",
+        )
+    return sio.loads(data, trusted=list(untrusted))
+
+
+def _basic_type(name: str) -> bool:
+    module, _, cls = name.rpartition(".")
+    if module == "builtins":
+        return cls in {
+            "dict",
+            "list",
+            "tuple",
+            "str",
+            "int",
+            "float",
+            "bool",
+            "NoneType",
+            "slice",
+            "set",
+        }
+    return module == "numpy" and cls.startswith(("float", "int", "uint", "bool"))
+
+
+LEARNERS.add("molecules", MoleculeLearner)

@@ -1,0 +1,790 @@
+"""Molecular property models registered in :data:`medlearn.registry.MODELS`.
+
+Two families share one learner (:class:`~medlearn.molecules._learner.MoleculeLearner`):
+
+- **graph networks in torch** (``dmpnn``, ``gin``, ``gine``, ``attentivefp``): an encoder turns
+  a :class:`~medlearn.molecules._featurize.GraphBatch` into one vector per molecule, optional
+  RDKit 2D descriptors (standardised with statistics of the training molecules) are
+  concatenated after the readout, and a feed-forward head gives one output per task.
+  Target and descriptor scalers are buffers of the network (:class:`MoleculeNet`), so saved
+  weights predict in target units with no side files.
+- **fingerprint baselines** (``fp_random_forest``, ``fp_gradient_boosting``): scikit-learn
+  random forests / histogram gradient boosting on Morgan count or bit fingerprints
+  (optionally plus descriptors); a multi-task run fits one model per target on the rows that
+  have that label.
+
+Each torch factory returns an architecture dict that :func:`build_network` turns into a
+:class:`MoleculeNet`; each fingerprint factory returns a spec dict that
+:func:`make_estimator` turns into one unfitted estimator per target.
+
+The D-MPNN (Yang et al. 2019, "Analyzing learned molecular representations for property
+prediction", as in Chemprop) keeps a hidden state per *directed* bond ``e = (u → v)``::
+
+    h⁰_e   = W_i [x_u ‖ b_e]                       (input,  ReLU(h⁰) is the first state)
+    m_e    = Σ_{e' = (w → u)} h_e'  −  h_rev(e)      (messages into u, minus the reverse bond)
+    h_e    = ReLU(h⁰_e + W_h m_e)                   (depth − 1 times)
+    a_v    = ReLU(W_o [x_v ‖ Σ_{e = (u → v)} h_e])  (atom states)
+    z      = readout_v(a_v)                         (mean / sum / sum ÷ 100 per molecule)
+
+The sums are scatter-sums (``Tensor.index_add_``, the ``sum`` case of ``scatter_reduce``);
+the reverse of edge ``e`` is ``e ^ 1`` (see :mod:`medlearn.molecules._featurize`). No compiled
+extension is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medlearn.errors import ConfigError
+from medlearn.molecules._featurize import ATOM_DIM, BOND_DIM, GraphBatch
+from medlearn.registry import MODELS
+
+__all__ = [
+    "AttentiveFPEncoder",
+    "DMPNNEncoder",
+    "GINEncoder",
+    "MoleculeNet",
+    "build_network",
+    "directed_messages",
+    "make_estimator",
+    "readout",
+    "reverse_edges",
+    "scatter_sum",
+]
+
+_TASKS = ("binary", "multilabel", "regression")
+_META = {
+    "domain": "molecules",
+    "learner": "molecules",
+    "reader": "molecules",
+    "handler": "molecules",
+    "tasks": _TASKS,
+}
+#: Parameters the learner passes itself; refused in ``model.params``.
+RESERVED: tuple[str, ...] = ()
+
+Aggregation = Literal["mean", "sum", "norm"]
+_AGGREGATIONS = ("mean", "sum", "norm")
+#: ``norm`` aggregation: the atom sum divided by this constant (Chemprop's default).
+NORM_CONSTANT = 100.0
+
+
+def _register(name: str, *, kind: str, tiny: dict[str, Any], description: str):
+    return MODELS.register(name, kind=kind, tiny=tiny, description=description, **_META)
+
+
+# --- checks ------------------------------------------------------------------------------------
+
+
+def _positive_int(model: str, name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            f"The '{name}' parameter of {model} must be a positive integer. Got {value!r}.",
+            hint=f"Set model.params.{name} to e.g. 3.",
+        )
+    return int(value)
+
+
+def _dropout(model: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ConfigError(
+            f"The 'dropout' parameter of {model} must be a number in [0, 1). Got {value!r}.",
+            hint="Set model.params.dropout to e.g. 0.1 (0 disables dropout).",
+        )
+    return float(value)
+
+
+def _choice(model: str, name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(
+            f"The '{name}' parameter of {model} must be one of {', '.join(allowed)}. "
+            f"Got {value!r}.",
+            hint=f"Set model.params.{name} to one of {', '.join(allowed)}.",
+        )
+    return str(value)
+
+
+def _graph_arch(
+    model: str,
+    encoder: str,
+    *,
+    hidden: int,
+    depth: int,
+    ffn_hidden: int,
+    ffn_layers: int,
+    dropout: float,
+    aggregation: str,
+    batch_norm: bool,
+    descriptors: bool,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The checked architecture dict shared by every graph network."""
+    if not isinstance(ffn_layers, int) or isinstance(ffn_layers, bool) or ffn_layers < 0:
+        raise ConfigError(
+            f"The 'ffn_layers' parameter of {model} must be an integer >= 0 (hidden layers "
+            f"of the head). Got {ffn_layers!r}.",
+            hint="Set model.params.ffn_layers to e.g. 1.",
+        )
+    return {
+        "kind": "torch",
+        "encoder": encoder,
+        "hidden": _positive_int(model, "hidden", hidden),
+        "depth": _positive_int(model, "depth", depth),
+        "ffn_hidden": _positive_int(model, "ffn_hidden", ffn_hidden),
+        "ffn_layers": int(ffn_layers),
+        "dropout": _dropout(model, dropout),
+        "aggregation": _choice(model, "aggregation", aggregation, _AGGREGATIONS),
+        "batch_norm": bool(batch_norm),
+        "descriptors": bool(descriptors),
+        **extra,
+    }
+
+
+# --- scatter helpers -----------------------------------------------------------------------------
+
+
+def scatter_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+    """Rows of ``src`` summed into ``size`` buckets: ``out[index[i]] += src[i]``.
+
+    Args:
+        src: ``(N, H)`` values.
+        index: ``(N,)`` bucket of each row, in ``[0, size)``.
+        size: number of buckets.
+
+    Returns:
+        ``(size, H)``; empty buckets are zero.
+    """
+    out = src.new_zeros((size, *src.shape[1:]))
+    return out.index_add_(0, index, src)
+
+
+def directed_messages(h: torch.Tensor, edge_index: torch.Tensor, n_atoms: int) -> torch.Tensor:
+    """D-MPNN messages: for every directed edge ``u → v``, the sum of the states of the edges
+    into ``u`` except the reverse edge ``v → u``.
+
+    Args:
+        h: ``(E, H)`` states of the directed edges; edge ``e``'s reverse is ``e ^ 1``.
+        edge_index: ``(2, E)`` source and destination atom of each edge.
+        n_atoms: atoms in the batch.
+
+    Returns:
+        ``(E, H)`` messages ``m_e = Σ_{e' into src(e)} h_e' − h_{rev(e)}``.
+    """
+    incoming = scatter_sum(h, edge_index[1], n_atoms)  # (n_atoms, H): Σ over edges into v
+    return incoming[edge_index[0]] - reverse_edges(h)
+
+
+def reverse_edges(h: torch.Tensor) -> torch.Tensor:
+    """``h[e ^ 1]`` for every edge ``e``: swaps the rows of each bond's two directed edges.
+
+    Written as a reshape and flip rather than a gather, so its gradient is a flip too
+    (no scatter). ``h`` has an even number of rows ``(E, ...)``.
+    """
+    return h.unflatten(0, (-1, 2)).flip(1).flatten(0, 1)
+
+
+def readout(
+    h: torch.Tensor, batch: torch.Tensor, num_graphs: int, how: Aggregation
+) -> torch.Tensor:
+    """Per-molecule pooling of atom states ``(N_atoms, H)`` → ``(num_graphs, H)``.
+
+    ``mean`` averages, ``sum`` adds, ``norm`` adds and divides by :data:`NORM_CONSTANT`.
+    """
+    total = scatter_sum(h, batch, num_graphs)
+    if how == "sum":
+        return total
+    if how == "norm":
+        return total / NORM_CONSTANT
+    counts = torch.bincount(batch, minlength=num_graphs).clamp_min(1).to(h.dtype)
+    return total / counts[:, None]
+
+
+# --- encoders ------------------------------------------------------------------------------------
+
+
+class DMPNNEncoder(nn.Module):
+    """Directed message passing (Chemprop's bond-centred MPNN) with a per-molecule readout.
+
+    Args:
+        atom_dim: atom features.
+        bond_dim: bond features.
+        hidden: hidden size of edge and atom states.
+        depth: message-passing depth as in Chemprop: the input state counts as step 1, so
+            ``depth`` = 3 runs two message updates.
+        dropout: dropout on edge and atom states.
+        aggregation: ``mean``, ``sum`` or ``norm`` readout.
+    """
+
+    def __init__(
+        self,
+        atom_dim: int = ATOM_DIM,
+        bond_dim: int = BOND_DIM,
+        *,
+        hidden: int = 300,
+        depth: int = 3,
+        dropout: float = 0.0,
+        aggregation: Aggregation = "norm",
+    ) -> None:
+        super().__init__()
+        self.depth = depth
+        self.aggregation = aggregation
+        self.out_dim = hidden
+        self.W_i = nn.Linear(atom_dim + bond_dim, hidden, bias=False)
+        self.W_h = nn.Linear(hidden, hidden, bias=False)
+        self.W_o = nn.Linear(atom_dim + hidden, hidden)
+        self.drop = nn.Dropout(dropout)
+
+    def atom_states(
+        self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor
+    ) -> torch.Tensor:
+        """Atom hidden states ``(N_atoms, hidden)``."""
+        n_atoms = x.shape[0]
+        # W_i [x_src ‖ b] = (x W_ix)[src] + b W_ib: the atom part is computed once per atom
+        # rather than once per edge (the same function, about half the work).
+        w_x, w_b = self.W_i.weight.split([x.shape[1], edge_attr.shape[1]], dim=1)
+        h_in = F.linear(x, w_x)[edge_index[0]] + F.linear(edge_attr, w_b)  # (E, H)
+        h = torch.relu(h_in)
+        for _ in range(self.depth - 1):
+            m = directed_messages(h, edge_index, n_atoms)
+            h = self.drop(torch.relu(h_in + self.W_h(m)))
+        m_atom = scatter_sum(h, edge_index[1], n_atoms)  # atoms without bonds get zeros
+        return self.drop(torch.relu(self.W_o(torch.cat([x, m_atom], dim=1))))
+
+    def forward(self, batch: GraphBatch, x: torch.Tensor | None = None) -> torch.Tensor:
+        """Molecule vectors ``(B, hidden)``; ``x`` replaces the batch's atom features."""
+        x = batch.x if x is None else x
+        a = self.atom_states(x, batch.edge_index, batch.edge_attr)
+        return readout(a, batch.batch, batch.num_graphs, self.aggregation)  # type: ignore[arg-type]
+
+
+class GINEncoder(nn.Module):
+    """Graph isomorphism network (Xu et al. 2019) layers from PyTorch Geometric.
+
+    ``edge_features=True`` uses ``GINEConv`` (Hu et al. 2020), which adds a projection of
+    the bond features to each neighbour's state before the sum.
+
+    Args:
+        atom_dim, bond_dim: feature sizes.
+        hidden: state size.
+        depth: GIN layers.
+        dropout: dropout after each layer.
+        aggregation: per-molecule readout.
+        edge_features: GINE (bond features) instead of GIN.
+    """
+
+    def __init__(
+        self,
+        atom_dim: int = ATOM_DIM,
+        bond_dim: int = BOND_DIM,
+        *,
+        hidden: int = 300,
+        depth: int = 3,
+        dropout: float = 0.0,
+        aggregation: Aggregation = "mean",
+        edge_features: bool = False,
+    ) -> None:
+        super().__init__()
+        from torch_geometric.nn import GINConv, GINEConv
+
+        self.aggregation = aggregation
+        self.edge_features = edge_features
+        self.out_dim = hidden
+        self.embed = nn.Linear(atom_dim, hidden)
+        self.convs = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        for _ in range(depth):
+            mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
+            conv = (
+                GINEConv(mlp, train_eps=True, edge_dim=bond_dim)
+                if edge_features
+                else GINConv(mlp, train_eps=True)
+            )
+            self.convs.append(conv)
+            self.norms.append(nn.BatchNorm1d(hidden))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, batch: GraphBatch, x: torch.Tensor | None = None) -> torch.Tensor:
+        """Molecule vectors ``(B, hidden)``; ``x`` replaces the batch's atom features."""
+        x = batch.x if x is None else x
+        h = self.embed(x)
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            if self.edge_features:
+                z = conv(h, batch.edge_index, batch.edge_attr)
+            else:
+                z = conv(h, batch.edge_index)
+            h = self.drop(torch.relu(norm(z)))
+        return readout(h, batch.batch, batch.num_graphs, self.aggregation)  # type: ignore[arg-type]
+
+
+class AttentiveFPEncoder(nn.Module):
+    """AttentiveFP (Xiong et al. 2020) from PyTorch Geometric: graph attention over atoms,
+    then a GRU-gated attention readout over the molecule (its own readout).
+
+    Args:
+        atom_dim, bond_dim: feature sizes.
+        hidden: state size (also the molecule vector's size).
+        depth: atom-level attention layers.
+        timesteps: molecule-level readout steps.
+        dropout: dropout inside the layers.
+    """
+
+    def __init__(
+        self,
+        atom_dim: int = ATOM_DIM,
+        bond_dim: int = BOND_DIM,
+        *,
+        hidden: int = 200,
+        depth: int = 2,
+        timesteps: int = 2,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        from torch_geometric.nn.models import AttentiveFP
+
+        self.out_dim = hidden
+        self.net = AttentiveFP(
+            in_channels=atom_dim,
+            hidden_channels=hidden,
+            out_channels=hidden,
+            edge_dim=bond_dim,
+            num_layers=depth,
+            num_timesteps=timesteps,
+            dropout=dropout,
+        )
+
+    def forward(self, batch: GraphBatch, x: torch.Tensor | None = None) -> torch.Tensor:
+        """Molecule vectors ``(B, hidden)``; ``x`` replaces the batch's atom features."""
+        x = batch.x if x is None else x
+        return self.net(x, batch.edge_index, batch.edge_attr, batch.batch)
+
+
+# --- the whole network ---------------------------------------------------------------------------
+
+
+def _ffn(in_dim: int, out_dim: int, hidden: int, layers: int, dropout: float) -> nn.Sequential:
+    """Chemprop's predictor: ``layers`` hidden (Linear, ReLU, Dropout) blocks, then Linear."""
+    mods: list[nn.Module] = [nn.Dropout(dropout)]
+    d = in_dim
+    for _ in range(layers):
+        mods += [nn.Linear(d, hidden), nn.ReLU(), nn.Dropout(dropout)]
+        d = hidden
+    mods.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*mods)
+
+
+class MoleculeNet(nn.Module):
+    """Encoder → (batch norm) → ‖ descriptors → feed-forward head, target scaler inside.
+
+    Buffers (saved with the weights): ``y_mean`` / ``y_std`` ``(T,)`` — the targets are
+    standardised with them during training and :meth:`predict` unscales (identity for
+    classification tasks). Descriptor features arrive already scaled (finite) in
+    ``GraphBatch.extra`` (:class:`~medlearn.molecules._features.DescriptorScaler`, fitted on
+    the training molecules and saved as JSON beside the weights).
+
+    Args:
+        encoder: a module mapping ``(GraphBatch, x)`` to ``(B, encoder.out_dim)``.
+        n_tasks: T outputs.
+        n_extra: D per-molecule (scaled) descriptor features (0 for none).
+        ffn_hidden, ffn_layers, dropout: the head.
+        batch_norm: batch norm on the molecule vector.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        n_tasks: int,
+        *,
+        n_extra: int = 0,
+        ffn_hidden: int = 300,
+        ffn_layers: int = 1,
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        enc_dim = int(encoder.out_dim)
+        self.n_tasks = n_tasks
+        self.n_extra = n_extra
+        self.bn = nn.BatchNorm1d(enc_dim) if batch_norm else nn.Identity()
+        self.head = _ffn(enc_dim + n_extra, n_tasks, ffn_hidden, ffn_layers, dropout)
+        self.register_buffer("y_mean", torch.zeros(n_tasks))
+        self.register_buffer("y_std", torch.ones(n_tasks))
+
+    def set_target_scaler(self, mean: Any, std: Any) -> None:
+        """Store target means and standard deviations ``(T,)`` (std floored at 1e-8)."""
+        self.y_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.y_std.copy_(torch.as_tensor(std, dtype=torch.float32).clamp_min(1e-8))
+
+    def embed(self, batch: GraphBatch, x: torch.Tensor | None = None) -> torch.Tensor:
+        """The head's input ``(B, enc_dim + D)``."""
+        z = self.bn(self.encoder(batch, x))
+        if self.n_extra:
+            if batch.extra is None or batch.extra.shape[1] != self.n_extra:
+                raise ValueError(
+                    f"this network needs {self.n_extra} descriptor features per molecule "
+                    "(GraphBatch.extra)"
+                )
+            z = torch.cat([z, batch.extra], dim=1)
+        return z
+
+    def forward(self, batch: GraphBatch, x: torch.Tensor | None = None) -> torch.Tensor:
+        """Outputs ``(B, T)`` in the scaled space: logits (classification) or standardised
+        targets (regression)."""
+        return self.head(self.embed(batch, x))
+
+    def unscale(self, out: torch.Tensor) -> torch.Tensor:
+        """Scaled outputs ``(B, T)`` → target units."""
+        return out * self.y_std + self.y_mean
+
+    def predict(self, batch: GraphBatch) -> torch.Tensor:
+        """Outputs ``(B, T)`` in target units (regression) or logits (classification)."""
+        return self.unscale(self(batch))
+
+
+def build_network(arch: Mapping[str, Any], *, n_tasks: int, n_extra: int = 0) -> MoleculeNet:
+    """A :class:`MoleculeNet` from a torch factory's architecture dict.
+
+    Args:
+        arch: what ``dmpnn`` / ``gin`` / ``gine`` / ``attentivefp`` return.
+        n_tasks: T outputs.
+        n_extra: D descriptor features (0 unless ``arch["descriptors"]``).
+    """
+    kind = arch["encoder"]
+    h, depth, drop = int(arch["hidden"]), int(arch["depth"]), float(arch["dropout"])
+    if kind == "dmpnn":
+        enc: nn.Module = DMPNNEncoder(
+            hidden=h, depth=depth, dropout=drop, aggregation=arch["aggregation"]
+        )
+    elif kind in ("gin", "gine"):
+        enc = GINEncoder(
+            hidden=h,
+            depth=depth,
+            dropout=drop,
+            aggregation=arch["aggregation"],
+            edge_features=kind == "gine",
+        )
+    elif kind == "attentivefp":
+        enc = AttentiveFPEncoder(
+            hidden=h, depth=depth, timesteps=int(arch["timesteps"]), dropout=drop
+        )
+    else:
+        raise ConfigError(f"Unknown molecular graph encoder {kind!r}.")
+    return MoleculeNet(
+        enc,
+        n_tasks,
+        n_extra=n_extra,
+        ffn_hidden=int(arch["ffn_hidden"]),
+        ffn_layers=int(arch["ffn_layers"]),
+        dropout=drop,
+        batch_norm=bool(arch["batch_norm"]),
+    )
+
+
+# --- registered graph networks -------------------------------------------------------------------
+
+_TINY_GRAPH = {"hidden": 16, "depth": 2, "ffn_hidden": 16}
+
+
+@_register(
+    "dmpnn",
+    kind="torch",
+    tiny=_TINY_GRAPH,
+    description="Directed message-passing network on bonds (Chemprop-style D-MPNN), "
+    "optional RDKit descriptors after the readout.",
+)
+def dmpnn(
+    *,
+    hidden: int = 300,
+    depth: int = 3,
+    ffn_hidden: int = 300,
+    ffn_layers: int = 1,
+    dropout: float = 0.0,
+    aggregation: Aggregation = "norm",
+    batch_norm: bool = False,
+    descriptors: bool = False,
+) -> dict[str, Any]:
+    """D-MPNN architecture (defaults = Chemprop 2's).
+
+    Args:
+        hidden: edge / atom state size.
+        depth: message-passing depth (Chemprop's convention: 3 = two message updates).
+        ffn_hidden: hidden size of the head.
+        ffn_layers: hidden layers of the head (0 = one linear layer).
+        dropout: dropout in the encoder and head.
+        aggregation: readout over atoms: ``mean``, ``sum`` or ``norm`` (sum / 100).
+        batch_norm: batch norm on the molecule vector.
+        descriptors: concatenate RDKit 2D descriptors (scaled on training molecules).
+    """
+    return _graph_arch(
+        "dmpnn",
+        "dmpnn",
+        hidden=hidden,
+        depth=depth,
+        ffn_hidden=ffn_hidden,
+        ffn_layers=ffn_layers,
+        dropout=dropout,
+        aggregation=aggregation,
+        batch_norm=batch_norm,
+        descriptors=descriptors,
+    )
+
+
+def _gin_factory(name: str, encoder: str) -> Any:
+    def factory(
+        *,
+        hidden: int = 300,
+        depth: int = 4,
+        ffn_hidden: int = 300,
+        ffn_layers: int = 1,
+        dropout: float = 0.0,
+        aggregation: Aggregation = "mean",
+        batch_norm: bool = False,
+        descriptors: bool = False,
+    ) -> dict[str, Any]:
+        return _graph_arch(
+            name,
+            encoder,
+            hidden=hidden,
+            depth=depth,
+            ffn_hidden=ffn_hidden,
+            ffn_layers=ffn_layers,
+            dropout=dropout,
+            aggregation=aggregation,
+            batch_norm=batch_norm,
+            descriptors=descriptors,
+        )
+
+    factory.__name__ = name
+    factory.__qualname__ = name
+    return factory
+
+
+gin = _register(
+    "gin",
+    kind="torch",
+    tiny=_TINY_GRAPH,
+    description="Graph isomorphism network (PyTorch Geometric GINConv) on atoms, mean/sum readout.",
+)(_gin_factory("gin", "gin"))
+gin.__doc__ = """GIN architecture: ``depth`` GINConv layers (2-layer MLPs, batch norm, ReLU).
+
+    Args: as :func:`dmpnn`; ``depth`` counts GIN layers (default 4), ``aggregation``
+    defaults to ``mean``.
+    """
+
+gine = _register(
+    "gine",
+    kind="torch",
+    tiny=_TINY_GRAPH,
+    description="GIN with bond features (PyTorch Geometric GINEConv), mean/sum readout.",
+)(_gin_factory("gine", "gine"))
+gine.__doc__ = """GINE architecture: like :func:`gin` with bond features added to messages.
+
+    Args: as :func:`gin`.
+    """
+
+
+@_register(
+    "attentivefp",
+    kind="torch",
+    tiny={"hidden": 16, "depth": 1, "timesteps": 1, "ffn_hidden": 16},
+    description="AttentiveFP graph attention network (PyTorch Geometric) with its "
+    "attention readout.",
+)
+def attentivefp(
+    *,
+    hidden: int = 200,
+    depth: int = 2,
+    timesteps: int = 2,
+    ffn_hidden: int = 200,
+    ffn_layers: int = 1,
+    dropout: float = 0.0,
+    batch_norm: bool = False,
+    descriptors: bool = False,
+) -> dict[str, Any]:
+    """AttentiveFP architecture.
+
+    Args:
+        hidden: state size.
+        depth: atom-level attention layers.
+        timesteps: molecule-level attention readout steps.
+        ffn_hidden, ffn_layers, dropout, batch_norm, descriptors: as :func:`dmpnn`.
+    """
+    return _graph_arch(
+        "attentivefp",
+        "attentivefp",
+        hidden=hidden,
+        depth=depth,
+        ffn_hidden=ffn_hidden,
+        ffn_layers=ffn_layers,
+        dropout=dropout,
+        aggregation="mean",
+        batch_norm=batch_norm,
+        descriptors=descriptors,
+        timesteps=_positive_int("attentivefp", "timesteps", timesteps),
+    )
+
+
+# --- fingerprint baselines -----------------------------------------------------------------------
+
+_FINGERPRINTS = ("count", "bit")
+
+
+def _fp_spec(
+    model: str,
+    estimator: str,
+    *,
+    fingerprint: str,
+    radius: int,
+    n_bits: int,
+    descriptors: bool,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "kind": "sklearn",
+        "estimator": estimator,
+        "fingerprint": _choice(model, "fingerprint", fingerprint, _FINGERPRINTS),
+        "radius": _positive_int(model, "radius", radius),
+        "n_bits": _positive_int(model, "n_bits", n_bits),
+        "descriptors": bool(descriptors),
+        "params": params,
+    }
+
+
+@_register(
+    "fp_random_forest",
+    kind="sklearn",
+    tiny={"n_estimators": 10, "n_bits": 256},
+    description="Random forest on Morgan fingerprints (count or bit, optionally plus RDKit "
+    "descriptors); one forest per target.",
+)
+def fp_random_forest(
+    *,
+    n_estimators: int = 500,
+    max_features: str | float | None = "auto",
+    min_samples_leaf: int = 1,
+    max_depth: int | None = None,
+    fingerprint: Literal["count", "bit"] = "count",
+    radius: int = 2,
+    n_bits: int = 2048,
+    descriptors: bool = False,
+) -> dict[str, Any]:
+    """Random forest spec.
+
+    Args:
+        n_estimators: trees per target.
+        max_features: features per split; ``"auto"`` = all for regression, ``"sqrt"`` for
+            classification (scikit-learn's own defaults).
+        min_samples_leaf, max_depth: tree size.
+        fingerprint: Morgan ``count`` or ``bit`` vector.
+        radius: Morgan radius (2 = ECFP4).
+        n_bits: fingerprint length.
+        descriptors: append RDKit 2D descriptors.
+    """
+    return _fp_spec(
+        "fp_random_forest",
+        "random_forest",
+        fingerprint=fingerprint,
+        radius=radius,
+        n_bits=n_bits,
+        descriptors=descriptors,
+        params={
+            "n_estimators": _positive_int("fp_random_forest", "n_estimators", n_estimators),
+            "max_features": max_features,
+            "min_samples_leaf": _positive_int(
+                "fp_random_forest", "min_samples_leaf", min_samples_leaf
+            ),
+            "max_depth": max_depth,
+        },
+    )
+
+
+@_register(
+    "fp_gradient_boosting",
+    kind="sklearn",
+    tiny={"max_iter": 10, "n_bits": 256},
+    description="Histogram gradient boosting on Morgan fingerprints (optionally plus RDKit "
+    "descriptors); one model per target.",
+)
+def fp_gradient_boosting(
+    *,
+    max_iter: int = 300,
+    learning_rate: float = 0.05,
+    max_leaf_nodes: int = 31,
+    min_samples_leaf: int = 10,
+    l2_regularization: float = 0.0,
+    fingerprint: Literal["count", "bit"] = "count",
+    radius: int = 2,
+    n_bits: int = 2048,
+    descriptors: bool = False,
+) -> dict[str, Any]:
+    """Histogram gradient boosting spec (internal early stopping on a 10% share when a
+    target has more than 10,000 labelled rows, scikit-learn's ``"auto"``).
+
+    Args:
+        max_iter, learning_rate, max_leaf_nodes, min_samples_leaf, l2_regularization:
+            scikit-learn's parameters.
+        fingerprint, radius, n_bits, descriptors: as :func:`fp_random_forest`.
+    """
+    return _fp_spec(
+        "fp_gradient_boosting",
+        "gradient_boosting",
+        fingerprint=fingerprint,
+        radius=radius,
+        n_bits=n_bits,
+        descriptors=descriptors,
+        params={
+            "max_iter": _positive_int("fp_gradient_boosting", "max_iter", max_iter),
+            "learning_rate": float(learning_rate),
+            "max_leaf_nodes": _positive_int(
+                "fp_gradient_boosting", "max_leaf_nodes", max_leaf_nodes
+            ),
+            "min_samples_leaf": _positive_int(
+                "fp_gradient_boosting", "min_samples_leaf", min_samples_leaf
+            ),
+            "l2_regularization": float(l2_regularization),
+        },
+    )
+
+
+def make_estimator(
+    spec: Mapping[str, Any],
+    *,
+    task_type: Literal["classification", "regression"],
+    seed: int = 0,
+    class_weight: str | None = None,
+    n_jobs: int | None = 1,
+) -> Any:
+    """One unfitted scikit-learn estimator for one target of a fingerprint spec.
+
+    Args:
+        spec: what ``fp_random_forest`` / ``fp_gradient_boosting`` return.
+        task_type: ``classification`` (binary) or ``regression``.
+        seed: ``random_state``.
+        class_weight: ``"balanced"`` or ``None`` (classification only).
+        n_jobs: random-forest worker threads.
+    """
+    p = dict(spec["params"])
+    classify = task_type == "classification"
+    if spec["estimator"] == "random_forest":
+        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+        if p.get("max_features") == "auto":
+            p["max_features"] = "sqrt" if classify else 1.0
+        if classify:
+            cw = "balanced_subsample" if class_weight == "balanced" else None
+            return RandomForestClassifier(class_weight=cw, random_state=seed, n_jobs=n_jobs, **p)
+        return RandomForestRegressor(random_state=seed, n_jobs=n_jobs, **p)
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    if classify:
+        return HistGradientBoostingClassifier(
+            class_weight="balanced" if class_weight == "balanced" else None,
+            random_state=seed,
+            **p,
+        )
+    return HistGradientBoostingRegressor(random_state=seed, **p)

@@ -1,0 +1,109 @@
+"""Morgan fingerprints and RDKit descriptors with their scaler."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medlearn.errors import ConfigError, DataValidationError, NotFittedError
+from medlearn.molecules._features import (
+    DescriptorScaler,
+    clear_feature_cache,
+    descriptor_names,
+    morgan_fingerprints,
+    rdkit_descriptors,
+)
+
+SMILES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "CCCCCCCCCC", "OC(=O)CC(O)(CC(=O)O)C(=O)O"]
+
+
+@pytest.mark.parametrize("counts", [False, True])
+@pytest.mark.parametrize(("radius", "n_bits"), [(2, 2048), (3, 512), (0, 64)])
+def test_fingerprint_shapes_and_determinism(counts: bool, radius: int, n_bits: int) -> None:
+    X = morgan_fingerprints(SMILES, radius=radius, n_bits=n_bits, counts=counts)
+    assert X.shape == (len(SMILES), n_bits) and X.dtype == np.float32
+    clear_feature_cache()
+    np.testing.assert_array_equal(
+        X, morgan_fingerprints(SMILES, radius=radius, n_bits=n_bits, counts=counts)
+    )
+    assert (X.sum(axis=1) > 0).all()
+
+
+def test_counts_dominate_bits() -> None:
+    bits = morgan_fingerprints(SMILES, n_bits=1024)
+    counts = morgan_fingerprints(SMILES, n_bits=1024, counts=True)
+    assert set(np.unique(bits)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(counts > 0, bits > 0)
+    assert counts.max() > 1  # decane repeats its CH2 environment
+
+
+def test_fingerprint_radius_matters_and_order_follows_input() -> None:
+    r1 = morgan_fingerprints(SMILES, radius=1)
+    r2 = morgan_fingerprints(SMILES, radius=2)
+    assert (r2.sum(axis=1) >= r1.sum(axis=1)).all() and not np.array_equal(r1, r2)
+    rev = morgan_fingerprints(SMILES[::-1], radius=2)
+    np.testing.assert_array_equal(rev, r2[::-1])
+
+
+def test_fingerprint_errors() -> None:
+    with pytest.raises(ConfigError, match="radius"):
+        morgan_fingerprints(SMILES, radius=-1)
+    with pytest.raises(ConfigError, match="n_bits"):
+        morgan_fingerprints(SMILES, n_bits=0)
+    with pytest.raises(DataValidationError, match=r"2 of 3 SMILES .*items 2, 3"):
+        morgan_fingerprints(["CCO", "C1CC", ""])
+
+
+def test_descriptors_all_columns() -> None:
+    from rdkit.Chem import Descriptors
+
+    names = descriptor_names()
+    assert names == [n for n, _ in Descriptors._descList]
+    X = rdkit_descriptors(SMILES[:3])
+    assert X.shape == (3, len(names)) and X.dtype == np.float64
+    mw = X[:, names.index("MolWt")]
+    np.testing.assert_allclose(mw[0], 46.069, atol=0.01)
+    sub = rdkit_descriptors(SMILES[:3], names=["MolWt", "TPSA"])
+    np.testing.assert_array_equal(sub[:, 0], mw)
+    with pytest.raises(ConfigError, match="Unknown RDKit descriptor"):
+        rdkit_descriptors(SMILES[:1], names=["NoSuchThing"])
+
+
+def test_scaler_handles_nan_inf_and_extremes() -> None:
+    X = np.array([[1.0, np.nan, 5.0], [2.0, np.inf, 5.0], [3.0, 1.0, 5.0], [1e30, 2.0, 5.0]])
+    scaler = DescriptorScaler(["a", "b", "c"], clip_quantile=0.25).fit(X)
+    Z = scaler.transform(X)
+    assert Z.dtype == np.float32 and np.isfinite(Z).all()
+    assert np.allclose(Z[:, 2], 0.0)  # a constant column becomes 0
+    assert np.abs(Z).max() < 10  # 1e30 is clipped to the training quantile
+    # a missing value is imputed with the training median
+    imputed = scaler.transform(np.array([[np.nan, np.nan, np.nan]]))[0]
+    expected = (np.clip(scaler.median_, scaler.low_, scaler.high_) - scaler.mean_) / scaler.std_
+    np.testing.assert_allclose(imputed, expected.astype(np.float32), rtol=1e-6)
+    assert scaler.median_[1] == pytest.approx(1.5)  # NaN and inf ignored
+
+
+def test_scaler_round_trip(tmp_path: Path) -> None:
+    names = descriptor_names()
+    X = rdkit_descriptors(SMILES)
+    scaler = DescriptorScaler(names).fit(X[:4])
+    path = scaler.save(tmp_path / "descriptors.json")
+    loaded = DescriptorScaler.load(path)
+    assert loaded.names == names
+    np.testing.assert_array_equal(loaded.transform(X), scaler.transform(X))
+
+
+def test_scaler_errors(tmp_path: Path) -> None:
+    scaler = DescriptorScaler(["a", "b"])
+    with pytest.raises(NotFittedError, match="Call fit"):
+        scaler.transform(np.zeros((1, 2)))
+    with pytest.raises(DataValidationError, match=r"shape \(N, 2\)"):
+        scaler.fit(np.zeros((3, 5)))
+    with pytest.raises(DataValidationError, match="Not a saved descriptor scaler"):
+        DescriptorScaler.from_dict({"kind": "something else"})
+    bad = DescriptorScaler(["a", "b"]).fit(np.ones((2, 2))).to_dict()
+    bad["mean"] = [0.0]
+    with pytest.raises(DataValidationError, match="mean"):
+        DescriptorScaler.from_dict(bad)
