@@ -104,6 +104,11 @@ def _targets(records: list[dict[str, Any]]) -> np.ndarray:
 # --- medlearn ----------------------------------------------------------------------------------
 
 
+#: medlearn variants: extra overrides. ``single`` is the head-to-head with Chemprop's one model
+#: (the fit-time ratio uses it); ``ens5`` is a 5-member deep ensemble (accuracy, uncertainty).
+VARIANTS: dict[str, list[str]] = {"single": [], "ens5": ["training.ensemble=5"]}
+
+
 def _config(dataset: str, seed: int, threads: int, extra: list[str]) -> Any:
     from medlearn.config import load_config
 
@@ -299,7 +304,11 @@ def main() -> None:
     ap.add_argument("--datasets", default="esol,freesolv,bbbp,clintox,tox21")
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--tools", default="medlearn,chemprop")
+    ap.add_argument(
+        "--tools",
+        default="medlearn,chemprop",
+        help="medlearn (= medlearn:single), medlearn:ens5, chemprop; comma-separated",
+    )
     ap.add_argument("--chemprop-epochs", type=int, default=50)
     ap.add_argument(
         "--chemprop-venv", type=Path, default=Path.home() / ".cache/medlearn/chemprop-venv"
@@ -326,8 +335,11 @@ def main() -> None:
             parts, names = _split(cfg)
             for tool in tools:
                 work = args.work / dataset / f"seed{seed}" / tool
-                if tool == "medlearn":
-                    row = run_medlearn(cfg, parts, metric, work)
+                if tool.startswith("medlearn"):
+                    variant = tool.partition(":")[2] or "single"
+                    tool = "medlearn" if variant == "single" else f"medlearn:{variant}"
+                    vcfg = _config(dataset, seed, args.threads, [*args.set, *VARIANTS[variant]])
+                    row = run_medlearn(vcfg, parts, metric, work)
                 else:
                     assert exe is not None
                     row = run_chemprop(
