@@ -213,6 +213,15 @@ def _parse(
                 changes=changes,
             )
         canonical = Chem.MolToSmiles(mol)
+        if Chem.MolFromSmiles(canonical) is None:
+            # Neutralising can leave a molecule RDKit cannot write back (a metallocene's
+            # cyclopentadienyl ring, [SbH6+3] → [SbH9]): keep the charged form instead.
+            if standardize:
+                return _parse(text, standardize=False, fragments=fragments, elements=elements)
+            return _Parsed(
+                problem="its canonical SMILES does not parse back (RDKit round trip failed)",
+                changes=changes,
+            )
     return _Parsed(mol=mol, canonical=canonical, changes=changes)
 
 
@@ -789,7 +798,7 @@ def _options(cfg: RunConfig | None, options: dict[str, Any]) -> dict[str, Any]:
 
 
 #: Bump when parsing / standardisation changes: cached parse results carry it.
-PARSE_VERSION = "p1"
+PARSE_VERSION = "p2"  # p2: standardised SMILES must parse back
 _PARSE_CACHE_MIN_ROWS = 500  # smaller tables are parsed again (fast enough)
 
 

@@ -360,3 +360,17 @@ def test_featurize_memory_only_and_explicit_dir(tmp_path: Path, _isolated_cache:
 def test_featurize_lists_every_bad_position() -> None:
     with pytest.raises(DataValidationError, match=r"2 of 4 .*item 2: .*item 4: .*U"):
         featurize(["CCO", "C1CC", "CCN", "[U]"])
+
+
+@pytest.mark.parametrize("smiles", ["[Fe+2].c1cc[cH-]c1.c1cc[cH-]c1", "[SbH6+3]"])
+def test_standardised_smiles_always_parse_back(smiles: str) -> None:
+    """Neutralising a metallocene ring or [SbH6+3] gives SMILES RDKit cannot read back
+    (found in Tox21); the charged form is kept so featurisation never fails later."""
+    from rdkit import Chem
+
+    from medlearn.molecules._data import featurize, parse_smiles
+
+    parsed = parse_smiles(smiles)
+    assert parsed.problem is None
+    assert Chem.MolFromSmiles(parsed.canonical) is not None
+    assert featurize([parsed.canonical], disk=False)[0].n_atoms > 0
