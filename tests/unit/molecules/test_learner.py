@@ -11,6 +11,7 @@ import torch
 
 from medlearn.data import LoadedData, make_record
 from medlearn.errors import ConfigError, DataValidationError, NotFittedError
+from medlearn.molecules import _fit as fit_mod
 from medlearn.molecules import _learner as learner_mod
 from medlearn.molecules._learner import MoleculeLearner, lr_at, masked_loss
 from medlearn.registry import LEARNERS, MODELS
@@ -148,7 +149,7 @@ def test_noam_schedule_warms_up_then_decays_to_a_tenth():
 
 
 def test_model_selection_handles_undefined_scores():
-    improved = learner_mod._improved
+    improved = fit_mod._improved
     assert improved(0.7, None, higher=True) and improved(0.7, math.nan, higher=True)
     assert improved(math.nan, math.nan, higher=True)  # all undefined: keep the newest
     assert not improved(math.nan, 0.6, higher=True)
@@ -231,7 +232,7 @@ def test_multilabel_with_missing_labels_and_class_weights(tmp_path):
     for t in range(2):
         ok = ~np.isnan(y[:, t])
         assert roc_auc_score(y[ok, t], logits[ok, t]) >= 0.8
-    w = learner_mod._pos_weight(lrn, np.array([[1, 0], [0, 0], [0, math.nan], [0, 1]], float))
+    w = fit_mod._pos_weight(lrn, np.array([[1, 0], [0, 0], [0, math.nan], [0, 1]], float))
     assert w.tolist() == [3.0, 2.0]
 
 
@@ -304,7 +305,7 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, monkeypatch
     whole = make(epochs=6)
     whole.fit(train, val, work_dir=tmp_path / "a", resume=False)
 
-    real_save, saves = learner_mod._save_ckpt, []
+    real_save, saves = fit_mod._save_ckpt, []
 
     def crash_after_three(path, state):
         real_save(path, state)
@@ -312,10 +313,10 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, monkeypatch
         if len(saves) == 3:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(learner_mod, "_save_ckpt", crash_after_three)
+    monkeypatch.setattr(fit_mod, "_save_ckpt", crash_after_three)
     with pytest.raises(KeyboardInterrupt):
         make(epochs=6).fit(train, val, work_dir=tmp_path / "b", resume=False)
-    monkeypatch.setattr(learner_mod, "_save_ckpt", real_save)
+    monkeypatch.setattr(fit_mod, "_save_ckpt", real_save)
     resumed = make(epochs=6)
     report = resumed.fit(train, val, work_dir=tmp_path / "b", resume=True)
     assert [h["epoch"] for h in report.history] == [1, 2, 3, 4, 5, 6]
