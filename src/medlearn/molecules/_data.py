@@ -1071,7 +1071,8 @@ class BadInput:
 
     Attributes:
         id: the id its record would have had (``input<K>`` or ``<file>:row<N>``).
-        source: ``"argument <K>"`` or the file's path.
+        source: ``"input<K>"`` (the K-th argument, as in its prediction row's ``input``) or
+            the file's path.
         row: the data row in the file (1-based, header excluded), ``None`` for arguments.
         input: the SMILES text as given (``""`` when empty or for an unreadable file).
         problem: why it cannot be used.
@@ -1139,7 +1140,7 @@ def read_smiles_inputs(
         ):
             _read_file_inputs(path, smiles_column, standardize, fragments, records, bad)
             continue
-        _add_input(text, f"input{k}", f"argument {k}", None, standardize, fragments, records, bad)
+        _add_input(text, f"input{k}", f"input{k}", None, standardize, fragments, records, bad)
     return records, bad
 
 

@@ -276,7 +276,7 @@ def test_read_smiles_inputs_keeps_good_and_reports_bad(tmp_path: Path) -> None:
     assert records[0]["id"] == "input1" and records[1]["id"] == f"{smi}:row1"
     assert records[1]["meta"]["row"] == 1 and records[0]["target"] is None
     described = [b.describe() for b in bad]
-    assert described[0] == "argument 2: unparseable SMILES (syntax error)"
+    assert described[0] == "input2: unparseable SMILES (syntax error)"
     assert described[1] == f"{smi} row 2: empty SMILES"
     assert described[2] == f"{smi} row 3: unparseable SMILES (syntax error)"
     assert described[3].startswith(f"{csv} row 2: element(s) U")

@@ -259,7 +259,7 @@ def test_predict_logits_and_explain_point_to_sample(vae: MoleculeGenerator) -> N
 def test_read_inputs_reports_bad_smiles(vae: MoleculeGenerator) -> None:
     records, bad = vae.read_inputs(["CCO", "C1CC", "c1ccccc1"])
     assert [r["input"] for r in records] == ["CCO", "c1ccccc1"]
-    assert len(bad) == 1 and "argument 2" in bad[0].message
+    assert len(bad) == 1 and "input2" in bad[0].message
 
 
 # --- persistence ------------------------------------------------------------------------------
