@@ -238,17 +238,7 @@ class MoleculeRegressionTask(RegressionTask):
             if explain_dir is not None
             else [None] * len(records)
         )
-        rows = []
-        for i, rec in enumerate(records):
-            row: dict[str, Any] = {"input": rec["id"], "smiles": str(rec["input"])}
-            row["prediction"] = _per_target(names, pred[i])
-            if var is not None:
-                row["uncertainty"] = _per_target(names, np.sqrt(np.maximum(var[i], 0.0)))
-            row["model"] = manifest.get("name")
-            if explained[i] is not None:
-                row["explanation"] = explained[i]
-            rows.append(row)
-        return rows
+        return _prediction_rows(records, names, manifest, pred, var, explained)
 
     def report_sections(
         self,
@@ -270,6 +260,35 @@ class MoleculeRegressionTask(RegressionTask):
             sections.append(("scatter", "Predicted vs true", scatter))
         sections += _molecule_sections(run_dir, doc, frame, names)
         return ReportParts(sections=sections)
+
+
+def _prediction_rows(
+    records: Sequence[Record],
+    names: list[str],
+    manifest: dict[str, Any],
+    values: np.ndarray,
+    var: np.ndarray | None,
+    explained: Sequence[Any],
+    *,
+    per_name: bool = False,
+) -> list[dict[str, Any]]:
+    """One ``predict`` row per molecule: prediction per target (a dict even for one target
+    when ``per_name``), its std when an ensemble gave a variance, and any explanation."""
+    rows = []
+    for i, rec in enumerate(records):
+        row: dict[str, Any] = {"input": rec["id"], "smiles": str(rec["input"])}
+        row["prediction"] = (
+            {n: round(float(v), 6) for n, v in zip(names, values[i], strict=True)}
+            if per_name
+            else _per_target(names, values[i])
+        )
+        if var is not None:
+            row["uncertainty"] = _per_target(names, np.sqrt(np.maximum(var[i], 0.0)))
+        row["model"] = manifest.get("name")
+        if explained[i] is not None:
+            row["explanation"] = explained[i]
+        rows.append(row)
+    return rows
 
 
 def _per_target(names: list[str], values: np.ndarray) -> float | dict[str, float]:
@@ -606,20 +625,7 @@ class MoleculeMultilabelTask:
             if explain_dir is not None
             else [None] * len(records)
         )
-        rows = []
-        for i, rec in enumerate(records):
-            row: dict[str, Any] = {
-                "input": rec["id"],
-                "smiles": str(rec["input"]),
-                "prediction": {n: round(float(p), 6) for n, p in zip(names, proba[i], strict=True)},
-            }
-            if var is not None:
-                row["uncertainty"] = _per_target(names, np.sqrt(np.maximum(var[i], 0.0)))
-            row["model"] = manifest.get("name")
-            if explained[i] is not None:
-                row["explanation"] = explained[i]
-            rows.append(row)
-        return rows
+        return _prediction_rows(records, names, manifest, proba, var, explained, per_name=True)
 
     def report_sections(
         self,
