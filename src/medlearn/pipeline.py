@@ -349,13 +349,13 @@ def _check_target(cfg: RunConfig) -> None:
     """A list of targets is only for readers that declare ``multi_target=True``."""
     if isinstance(cfg.data.target, str):
         return
-    reader = _reader_of(cfg) if cfg.data.path else None
-    if reader is None and cfg.data.dataset:
-        reader = getattr(DATASETS.get(cfg.data.dataset), "reader", None)
-    if not READERS.meta(reader or _reader_of(cfg)).get("multi_target"):
+    reader = _reader_of(cfg)
+    if not cfg.data.path and cfg.data.dataset:
+        reader = getattr(DATASETS.get(cfg.data.dataset), "reader", reader)
+    if not READERS.meta(reader).get("multi_target"):
         raise ConfigError(
             f"data.target is a list ({len(cfg.data.target)} names), but the "
-            f"{reader or _reader_of(cfg)!r} reader takes a single target.",
+            f"{reader!r} reader takes a single target.",
             hint="Give data.target as one column name.",
         )
 
