@@ -30,6 +30,7 @@ import numpy as np
 
 from medlearn.errors import ConfigError, DataNotFoundError, DataValidationError
 from medlearn.molecules import _featurize
+from medlearn.molecules._dedupe import DUPLICATE_POLICIES, find_duplicates, merge_targets
 from medlearn.molecules._featurize import MolGraph, UnsupportedElementError
 from medlearn.registry import READERS
 
@@ -505,6 +506,7 @@ OPTIONS: tuple[str, ...] = (
     "fragments",
     "on_error",
     "union_datasets",
+    "duplicates",
 )
 #: Column names taken as the SMILES column (compared lower-case), in order of preference.
 SMILES_NAMES: tuple[str, ...] = (
@@ -790,6 +792,12 @@ def _options(cfg: RunConfig | None, options: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(
             f"data.options.on_error must be 'raise' or 'skip'. Got {opts['on_error']!r}."
         )
+    if opts.get("duplicates", "keep") not in DUPLICATE_POLICIES:
+        raise ConfigError(
+            "data.options.duplicates must be 'keep' (repeated molecules stay as separate rows, "
+            "on one side of every split) or 'merge' (one record per molecule; conflicting class "
+            f"labels become missing). Got {opts['duplicates']!r}."
+        )
     if not isinstance(opts.get("standardize", True), bool):
         raise ConfigError(
             f"data.options.standardize must be true or false. Got {opts['standardize']!r}."
@@ -878,6 +886,11 @@ def read_molecules(path: str | Path, cfg: RunConfig | None = None, **options: An
     * ``on_error``: ``raise`` (default: one error listing every bad row) or ``skip`` (bad
       rows are left out, counted in ``info["data_quality"]`` and listed in
       ``info["skipped_rows"]``);
+    * ``duplicates``: ``keep`` (default; rows holding the same standardised molecule stay
+      separate records, on one side of every split) or ``merge`` (one record per molecule,
+      see :mod:`medlearn.molecules._dedupe`; merged records list their rows in
+      ``meta["rows"]``). Either way, molecules whose class labels conflict are counted in
+      ``info["data_quality"]["duplicate_molecules"]``;
     * ``union_datasets``: catalog names whose SMILES are added (unique canonical SMILES of
       all of them, no targets; used for generation).
 
@@ -946,6 +959,28 @@ def read_molecules(path: str | Path, cfg: RunConfig | None = None, **options: An
     types = _task_types(y[keep]) if names else []
     _check_task(path, cfg.task if cfg is not None else None, names, types, y[keep])
 
+    class_tasks = [
+        t == "classification" and (cfg is None or cfg.task != "regression") for t in types
+    ]
+    dup = find_duplicates([r.canonical for r in parsed], y, keep, class_tasks) if names else None
+    merge = opts.get("duplicates", "keep") == "merge"
+    merged_rows: dict[int, list[int]] = {}
+    if dup is not None and dup.groups and merge:
+        y = y.copy()
+        for group in dup.groups:
+            y[group[0]] = merge_targets(y[group], class_tasks)
+            merged_rows[group[0]] = [parsed[i].row for i in group]
+        later = {i for group in dup.groups for i in group[1:]}
+        keep = [i for i in keep if i not in later]
+    elif dup is not None and dup.conflicting:
+        log.warning(
+            "%s: %d molecule(s) appear in several rows with conflicting labels; set "
+            "data.options.duplicates: merge to keep one record per molecule with the "
+            "conflicting labels marked missing",
+            path.name,
+            len(dup.conflicting),
+        )
+
     quality: dict[str, dict[str, int]] = {"standardised": {}, "skipped": {}, "labels": {}}
     # duplicates: same canonical SMILES in several rows (after standardisation)
     for r in parsed:
@@ -963,6 +998,7 @@ def read_molecules(path: str | Path, cfg: RunConfig | None = None, **options: An
     classification = bool(types) and all(t == "classification" for t in types)
     dedupe = not names  # without targets (generation), repeated molecules are merged
     duplicates = 0
+    conflicts_dropped = 0
     for i in keep:
         r = parsed[i]
         if r.canonical in seen:
@@ -974,7 +1010,10 @@ def read_molecules(path: str | Path, cfg: RunConfig | None = None, **options: An
         if names:
             values = y[i]
             if np.isnan(values).all():
-                no_label.append(r.row)
+                if i in merged_rows:
+                    conflicts_dropped += 1
+                else:
+                    no_label.append(r.row)
                 continue
             if multi:
                 target = [float(v) for v in values]
@@ -985,6 +1024,8 @@ def read_molecules(path: str | Path, cfg: RunConfig | None = None, **options: An
         meta: dict[str, Any] = {"scaffold": r.scaffold, "n_heavy_atoms": r.n_heavy}
         if opts.get("union_datasets"):
             meta["source"] = sources[i]
+        if i in merged_rows:
+            meta["rows"] = merged_rows[i]
         records.append(
             make_record(
                 f"row{r.row}", r.canonical, target, patient_id=molecule_id(r.canonical), meta=meta
@@ -1002,6 +1043,14 @@ def read_molecules(path: str | Path, cfg: RunConfig | None = None, **options: An
     if duplicates:
         key = "repeats_merged" if dedupe else "repeats_kept_on_one_side"
         quality["duplicate_molecules"] = {key: duplicates}
+    if dup is not None and dup.groups:
+        repeats = quality.setdefault("duplicate_molecules", {})
+        if merge:
+            repeats["repeats_merged"] = dup.extra_rows
+        if dup.conflicting:
+            repeats["molecules_with_conflicting_labels"] = len(dup.conflicting)
+        if conflicts_dropped:
+            repeats["dropped_all_labels_conflicting"] = conflicts_dropped
     if bad:
         log.warning("%s: %d bad row(s) skipped (on_error: skip)", path.name, len(bad_rows))
     if not records:

@@ -374,3 +374,60 @@ def test_standardised_smiles_always_parse_back(smiles: str) -> None:
     assert parsed.problem is None
     assert Chem.MolFromSmiles(parsed.canonical) is not None
     assert featurize([parsed.canonical], disk=False)[0].n_atoms > 0
+
+
+# --- repeated molecules ------------------------------------------------------------------------
+
+# rows 1 and 3 are ethanol (aromatic/Kekulé-style spellings do not matter: canonical SMILES);
+# rows 2 and 5 are benzene written two ways, with task a in conflict; rows 4 and 6 are propane
+# with both tasks in conflict.
+_REPEATS = "smiles,a,b\nCCO,1,0\nc1ccccc1,1,\nOCC,1,\nCCC,0,1\nC1=CC=CC=C1,0,1\nCCC,1,0\n"
+
+
+def test_duplicates_kept_by_default_and_conflicts_counted(tmp_path: Path) -> None:
+    path = _csv(tmp_path, _REPEATS)
+    data = read_molecules(path, _cfg(path, ["a", "b"], "binary"))
+    assert len(data.records) == 6
+    by_input: dict[str, set[str]] = {}
+    for r in data.records:
+        by_input.setdefault(r["input"], set()).add(r["patient_id"])
+    assert all(len(groups) == 1 for groups in by_input.values())  # copies share a group
+    dup = data.info["data_quality"]["duplicate_molecules"]
+    assert dup == {"repeats_kept_on_one_side": 3, "molecules_with_conflicting_labels": 2}
+
+
+def test_duplicates_merge_resolves_labels_per_task(tmp_path: Path) -> None:
+    path = _csv(tmp_path, _REPEATS)
+    data = read_molecules(path, _cfg(path, ["a", "b"], "binary", duplicates="merge"))
+    targets = {r["id"]: r["target"] for r in data.records}
+    assert set(targets) == {"row1", "row2"}  # propane: every label conflicts, so it is dropped
+    assert targets["row1"][0] == 1.0 and targets["row1"][1] == 0.0  # agreeing copies
+    assert math.isnan(targets["row2"][0]) and targets["row2"][1] == 1.0  # a conflicts
+    metas = {r["id"]: r["meta"] for r in data.records}
+    assert metas["row1"]["rows"] == [1, 3] and metas["row2"]["rows"] == [2, 5]
+    assert data.info["data_quality"]["duplicate_molecules"] == {
+        "repeats_merged": 3,
+        "molecules_with_conflicting_labels": 2,
+        "dropped_all_labels_conflicting": 1,
+    }
+
+
+def test_duplicates_merge_averages_regression_values(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "smiles,y\nCCO,1.0\nOCC,2.0\nCCN,5\n")
+    data = read_molecules(path, _cfg(path, "y", "regression", duplicates="merge"))
+    assert {r["input"]: r["target"] for r in data.records} == {"CCO": 1.5, "CCN": 5.0}
+    assert "molecules_with_conflicting_labels" not in data.info["data_quality"][
+        "duplicate_molecules"
+    ]
+
+
+def test_duplicates_merge_drops_a_conflicting_single_binary_label(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "smiles,y\nCCO,1\nOCC,0\nCCN,1\nNCC,1\n")
+    data = read_molecules(path, _cfg(path, "y", "binary", duplicates="merge"))
+    assert [(r["id"], r["target"]) for r in data.records] == [("row3", 1)]
+
+
+def test_duplicates_option_is_checked(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "smiles,y\nCCO,1.0\n")
+    with pytest.raises(ConfigError, match="duplicates must be 'keep'.*or 'merge'"):
+        read_molecules(path, _cfg(path, "y", "regression", duplicates="first"))
