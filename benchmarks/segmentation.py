@@ -2,7 +2,7 @@
 
 (a) ISBI-2012 membranes: medlearn (pipeline, ``examples/imaging/isbi_membranes.yaml``) vs a
     plain MONAI reference loop (same network, same DiceCE loss, full 512x512 images, Adam) on
-    the same 6 held-out test images; medlearn's budget is 0.6x the reference's wall clock
+    the same 6 held-out test images; medlearn's budget is 0.65x the reference's wall clock
     (its measured fit time, set-up and validation included, must be <= 0.7x).
     Targets: foreground Dice >= reference + 0.01 at <= 0.7x its wall time.
 (b) 3-D phantom lesions (``examples/imaging/phantom3d_lesions.yaml``): lesion sensitivity >= 0.95
@@ -12,7 +12,11 @@
 
 Usage (from the repository root, MEDLEARN_DATA_DIR set)::
 
-    python benchmarks/segmentation.py [--ref-seconds 240] [--skip-isbi] [--skip-phantom]
+    python benchmarks/segmentation.py [--ref-seconds 240] [--threads 2]
+        [--only isbi|phantom|throughput] [--skip-isbi] [--skip-phantom]
+        [--set data.options.tta=flip ...]   # extra overrides of medlearn's ISBI run file
+
+``--set`` changes medlearn's side only (for trying variants); the reference loop is fixed.
 
 Timings on a shared CPU are noisy.
 """
@@ -31,9 +35,11 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The reference loop's batch (full 512x512 images); fixed, whatever the example's batch size.
+REF_BATCH = 4
 
 
-def _isbi(ref_seconds: float, threads: int) -> dict:
+def _isbi(ref_seconds: float, threads: int, overrides: list[str] | None = None) -> dict:
     from monai.losses import DiceCELoss
 
     from medlearn.config import load_config
@@ -42,9 +48,10 @@ def _isbi(ref_seconds: float, threads: int) -> dict:
     from medlearn.pipeline import load_data, train
     from medlearn.registry import MODELS
 
-    # Lightning's timer stops at a batch boundary and fit time includes set-up and validation,
-    # so medlearn is given 0.6x the reference's budget to land at <= 0.7x its wall time.
-    budget = 0.6 * ref_seconds
+    # Lightning's timer stops at a batch boundary and fit time includes set-up and the last
+    # validation, so medlearn is given 0.65x the reference's budget to land at <= 0.7x its
+    # wall time (the check below uses the measured fit time).
+    budget = 0.65 * ref_seconds
     cfg = load_config(
         ROOT / "examples/imaging/isbi_membranes.yaml",
         [
@@ -52,6 +59,7 @@ def _isbi(ref_seconds: float, threads: int) -> dict:
             "training.epochs=1000",
             "training.progress=false",
             f"training.num_threads={threads}",
+            *(overrides or []),
         ],
     )
     out = Path(tempfile.mkdtemp(prefix="seg-bench-isbi-"))
@@ -83,7 +91,7 @@ def _isbi(ref_seconds: float, threads: int) -> dict:
     steps = 0
     net.train()
     while time.perf_counter() - t0 < ref_seconds:
-        idx = torch.randint(0, len(xs), (cfg.training.batch_size,), generator=g)
+        idx = torch.randint(0, len(xs), (REF_BATCH,), generator=g)
         xb, yb = xs[idx], ys[idx]
         if torch.rand((), generator=g) < 0.5:
             xb, yb = xb.flip(-1), yb.flip(-1)
@@ -117,6 +125,9 @@ def _isbi(ref_seconds: float, threads: int) -> dict:
             "fit_seconds": ours_fit,
             "wall_seconds_incl_eval_report": round(ours_wall, 1),
             "epochs": ours["training"]["epochs"],
+            "predict_seconds_val_test": ours["timing"].get("predict_seconds"),
+            "postprocessing": ours.get("postprocessing"),
+            "overrides": overrides or [],
         },
         "monai_reference": {
             **ref_metrics,
@@ -228,15 +239,24 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-isbi", action="store_true")
     ap.add_argument("--skip-phantom", action="store_true")
+    ap.add_argument("--only", choices=("isbi", "phantom", "throughput"), help="run just this part")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override of medlearn's ISBI run file (repeatable); the reference is unchanged",
+    )
     args = ap.parse_args()
     os.environ.setdefault("MEDLEARN_DATA_DIR", str(ROOT.parent / "shared" / "data"))
     torch.set_num_threads(args.threads)
     out: dict = {"threads": args.threads, "device": "cpu", "note": "shared CPU; timings noisy"}
-    out["sliding_window"] = _throughput(args.threads)
-    if not args.skip_phantom:
+    if args.only in (None, "throughput"):
+        out["sliding_window"] = _throughput(args.threads)
+    if args.only == "phantom" or (args.only is None and not args.skip_phantom):
         out["phantom3d_lesions"] = _phantom(args.threads)
-    if not args.skip_isbi:
-        out["isbi_membranes"] = _isbi(args.ref_seconds, args.threads)
+    if args.only == "isbi" or (args.only is None and not args.skip_isbi):
+        out["isbi_membranes"] = _isbi(args.ref_seconds, args.threads, args.set)
     json.dump(out, sys.stdout, indent=2)
     print()
 

@@ -94,6 +94,7 @@ def test_isbi_short_training(data_dir: Path, tmp_path: Path):
             "data.options.patch_size=[128,128]",
             "data.options.overlap=0",
             "data.options.sw_batch_size=16",
+            "data.options.tta=false",
             "evaluation.bootstrap=100",
         ],
     )

@@ -15,7 +15,17 @@ Options come from ``data.options`` (the reader's own keys are listed in
 ``samples_per_image`` patches per image per epoch (default 4)
 ``fg_fraction``     share of patches centred on a foreground voxel (default 0.5)
 ``overlap``         sliding-window overlap (default 0.5), Gaussian blending
-``tta``             flip test-time augmentation at inference (default false)
+``tta``             test-time augmentation at inference: ``false`` (default), ``flip`` (or
+                    ``true``: every single-axis flip) or ``dihedral`` (2-D: the 8 rotations and
+                    reflections)
+``threshold``       binary models: foreground where its probability is at least this
+                    (default: arg-max); ``auto`` chooses it on the validation split (best Dice)
+``lr_schedule``     ``cosine`` (per epoch over ``training.epochs``; default) or ``budget``
+                    (per step: linear warm-up, then cosine to zero over the training budget,
+                    ``training.epochs`` or ``training.max_minutes``, whichever ends first)
+``warmup``          share of the budget spent warming up for ``lr_schedule: budget`` (0.05)
+``intensity_jitter`` training-patch intensity augmentation ``s``: scale by U(1-s, 1+s), shift
+                    by U(-s, s) (default 0)
 ``min_lesion_voxels`` drop predicted components smaller than this (default 0); ``auto``
                     chooses it on the validation split (best lesion F1)
 ``lesion_iou``      IoU for a predicted lesion to count as a detection (default 0.1)
@@ -55,6 +65,7 @@ __all__ = [
     "SegPreprocessor",
     "SegmentationLearner",
     "SegmentationModule",
+    "budget_lr_factor",
     "remove_small_components",
 ]
 
@@ -62,8 +73,10 @@ LEARNER_OPTIONS = (
     "cache_dir",
     "fg_fraction",
     "intensity",
+    "intensity_jitter",
     "lesion_iou",
     "loss",
+    "lr_schedule",
     "min_lesion_voxels",
     "overlap",
     "patch_size",
@@ -71,9 +84,16 @@ LEARNER_OPTIONS = (
     "spacing",
     "surface_tolerance",
     "sw_batch_size",
+    "threshold",
     "tta",
+    "warmup",
     "window",
 )
+
+#: ``tta`` modes: ``none``, ``flip`` (each single-axis flip) and ``dihedral`` (2-D only).
+TTA_MODES = ("none", "flip", "dihedral")
+#: ``lr_schedule`` values.
+LR_SCHEDULES = ("cosine", "budget")
 
 
 # --- preprocessing -------------------------------------------------------------------------------
@@ -165,12 +185,14 @@ class _PatchDataset(torch.utils.data.Dataset):
         per_image: int,
         fg_fraction: float,
         augment: bool,
+        intensity_jitter: float = 0.0,
     ) -> None:
         self.cases = cases
         self.patch = list(patch)
         self.per_image = per_image
         self.fg_fraction = fg_fraction
         self.augment = augment
+        self.intensity_jitter = intensity_jitter
         self._fg: list[np.ndarray] = []
         for i in range(len(cases)):
             item = cases[i]
@@ -211,6 +233,9 @@ class _PatchDataset(torch.utils.data.Dataset):
             if len(self.patch) == 2 and self.patch[0] == self.patch[1]:
                 k90 = self._rand(4)
                 x, y = torch.rot90(x, k90, (1, 2)), torch.rot90(y, k90, (1, 2))
+            if self.intensity_jitter > 0:
+                a, b = (2 * torch.rand(2) - 1) * self.intensity_jitter
+                x = x * (1 + a) + b
         return x.contiguous(), y.contiguous()
 
 
@@ -233,6 +258,23 @@ class _FixedPatches(torch.utils.data.Dataset):
         return self.items[i]
 
 
+def budget_lr_factor(progress: float, warmup: float) -> float:
+    """The ``lr_schedule: budget`` multiplier of the peak learning rate.
+
+    Args:
+        progress: share of the training budget used, in [0, 1] (clipped).
+        warmup: share spent warming up linearly from 0.1x to 1x, in [0, 1).
+
+    Returns:
+        The factor: the warm-up ramp, then a cosine from 1 down to 0 at ``progress = 1``.
+    """
+    p = min(1.0, max(0.0, progress))
+    if warmup > 0 and p < warmup:
+        return 0.1 + 0.9 * p / warmup
+    rest = (p - warmup) / max(1e-12, 1.0 - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * rest))
+
+
 class SegmentationModule(LightningModule):
     """Patch-wise segmentation training with a MONAI loss; logs ``val_dice`` (foreground
     Dice pooled over validation patches) and ``val_loss``.
@@ -242,7 +284,11 @@ class SegmentationModule(LightningModule):
         loss: a loss on logits and labels ``(B, 1, *P)``.
         num_classes: K.
         lr, weight_decay: Adam(W) settings.
-        max_epochs: for the cosine schedule.
+        max_epochs: for the schedules.
+        lr_schedule: ``cosine`` (per epoch over ``max_epochs``) or ``budget`` (per step, see
+            :func:`budget_lr_factor`; progress is the larger of the share of steps and the
+            share of the trainer's ``max_time`` used).
+        warmup: warm-up share for ``budget``.
     """
 
     def __init__(
@@ -254,6 +300,8 @@ class SegmentationModule(LightningModule):
         lr: float,
         weight_decay: float = 0.0,
         max_epochs: int = 1,
+        lr_schedule: str = "cosine",
+        warmup: float = 0.05,
     ) -> None:
         super().__init__()
         self.net = net
@@ -262,6 +310,8 @@ class SegmentationModule(LightningModule):
         self.lr = lr
         self.weight_decay = weight_decay
         self.max_epochs = max_epochs
+        self.lr_schedule = lr_schedule
+        self.warmup = warmup
         self._inter = torch.zeros(num_classes)
         self._sums = torch.zeros(num_classes)
 
@@ -293,8 +343,30 @@ class SegmentationModule(LightningModule):
         value = float(np.mean(dices)) if dices else 0.0
         self.log("val_dice", value, prog_bar=True)
 
+    def budget_progress(self) -> float:
+        """Share of the training budget used: the larger of steps done / all steps and, under
+        a time limit, time elapsed / ``max_time`` (0 when not attached to a trainer)."""
+        from lightning.pytorch.callbacks import Timer
+
+        trainer = self._trainer
+        if trainer is None:
+            return 0.0
+        total = trainer.num_training_batches * max(1, self.max_epochs)
+        progress = trainer.global_step / total if math.isfinite(total) and total > 0 else 0.0
+        for cb in trainer.callbacks:
+            if isinstance(cb, Timer):
+                elapsed, left = cb.time_elapsed(), cb.time_remaining()
+                if left is not None and elapsed + left > 0:
+                    progress = max(progress, elapsed / (elapsed + left))
+        return progress
+
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if self.lr_schedule == "budget":
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda _step: budget_lr_factor(self.budget_progress(), self.warmup)
+            )
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.max_epochs))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
@@ -316,6 +388,36 @@ def remove_small_components(labels: np.ndarray, min_voxels: int) -> np.ndarray:
         labels = labels.copy()
         labels[np.isin(inst, small)] = 0
     return labels
+
+
+def _number(opts: dict[str, Any], key: str, default: float, *, low: float, high: float) -> float:
+    value = opts.get(key, default)
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        out = float("nan")
+    if not (low <= out <= high) or isinstance(value, bool):
+        raise ConfigError(
+            f"data.options.{key} must be a number in [{low:g}, {high:g}]. Got {value!r}.",
+            hint=f"For example {key}: {default:g}.",
+        )
+    return out
+
+
+def _tta_mode(value: Any, spatial_dims: int) -> str:
+    """Normalise a ``tta`` option: ``False``/``None`` → ``none``, ``True`` → ``flip``."""
+    mode = {None: "none", False: "none", True: "flip"}.get(value, value)
+    if mode not in TTA_MODES:
+        raise ConfigError(
+            f"data.options.tta {value!r} is unknown.",
+            hint="Use false, flip (or true) or dihedral (2-D).",
+        )
+    if mode == "dihedral" and spatial_dims != 2:
+        raise ConfigError(
+            f"data.options.tta: dihedral is for 2-D images; these are {spatial_dims}-D.",
+            hint="Use tta: flip.",
+        )
+    return str(mode)
 
 
 class SegmentationLearner:
@@ -390,7 +492,26 @@ class SegmentationLearner:
         self.fg_fraction = float(opts.get("fg_fraction", 0.5))
         self.overlap = float(opts.get("overlap", 0.5))
         self.sw_batch_size = int(opts.get("sw_batch_size", 4))
-        self.tta = bool(opts.get("tta", False))
+        self.tta = _tta_mode(opts.get("tta", False), self.spatial_dims)
+        self.intensity_jitter = _number(opts, "intensity_jitter", 0.0, low=0.0, high=1.0)
+        self.lr_schedule = str(opts.get("lr_schedule", "cosine"))
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"data.options.lr_schedule {self.lr_schedule!r} is unknown.",
+                hint=f"Use one of: {', '.join(LR_SCHEDULES)}.",
+            )
+        self.warmup = _number(opts, "warmup", 0.05, low=0.0, high=0.5)
+        thr = opts.get("threshold")
+        if thr is not None and len(self.classes) != 2:
+            raise ConfigError(
+                f"data.options.threshold needs a binary model; this one has "
+                f"{len(self.classes)} classes.",
+                hint="Remove threshold (multi-class maps use arg-max).",
+            )
+        #: ``None``: arg-max; ``"auto"``: chosen on validation data by the task handler.
+        self.threshold: float | str | None = thr
+        if thr is not None and thr != "auto":
+            self.threshold = _number(opts, "threshold", 0.5, low=0.0, high=1.0)
         mlv = opts.get("min_lesion_voxels", 0)
         #: ``None`` means "choose on validation data" (``auto``), done by the task handler.
         self.min_lesion_voxels: int | None = None if mlv == "auto" else int(mlv)
@@ -544,6 +665,7 @@ class SegmentationLearner:
             per_image=self.samples_per_image,
             fg_fraction=self.fg_fraction,
             augment=True,
+            intensity_jitter=self.intensity_jitter,
         )
         val_ds = None
         if val:
@@ -564,6 +686,8 @@ class SegmentationLearner:
             lr=self.lr,
             weight_decay=self.weight_decay,
             max_epochs=self.epochs,
+            lr_schedule=self.lr_schedule,
+            warmup=self.warmup,
         )
         t0 = time.perf_counter()
         outcome = fit_module(
@@ -596,6 +720,7 @@ class SegmentationLearner:
                 "patch_size": list(self.patch_size),
                 "best_val_dice": outcome.best_score,
                 "loss": self.loss,
+                "lr_schedule": self.lr_schedule,
             },
         )
 
@@ -606,8 +731,23 @@ class SegmentationLearner:
                 "This SegmentationLearner is not fitted yet. Call fit(...) or load(...) first."
             )
 
-    def predict_proba(self, record: Record, *, tta: bool | None = None) -> np.ndarray:
-        """Class probabilities ``(K, *spatial)`` of one case on its original grid."""
+    def _tta(self, tta: bool | str | None) -> str:
+        """The TTA mode for a call: ``None`` → the learner's own; ``True`` → the learner's
+        own, or ``flip`` when it has none; ``False`` → none."""
+        if tta is None:
+            return self.tta
+        if tta is True:
+            return self.tta if self.tta != "none" else "flip"
+        return _tta_mode(tta, self.spatial_dims)
+
+    def predict_proba(self, record: Record, *, tta: bool | str | None = None) -> np.ndarray:
+        """Class probabilities ``(K, *spatial)`` of one case on its original grid.
+
+        Args:
+            record: the case.
+            tta: ``None`` (the ``tta`` option), ``True`` (that option, else ``flip``),
+                ``False``, or a mode from :data:`TTA_MODES`.
+        """
         from medlearn.imaging.segmentation.inference import predict_volume
 
         self._check_fitted()
@@ -621,7 +761,7 @@ class SegmentationLearner:
             roi_size=self.patch_size,
             overlap=self.overlap,
             sw_batch_size=self.sw_batch_size,
-            tta=self.tta if tta is None else tta,
+            tta=self._tta(tta),
         )
         shape = tuple(record["input"].shape[1:])
         if tuple(prob.shape[1:]) != shape:
@@ -629,24 +769,43 @@ class SegmentationLearner:
             prob = F.interpolate(prob[None], size=shape, mode=mode, align_corners=False)[0]
         return prob.numpy()
 
+    def labels_from_proba(self, prob: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """Label map of probabilities ``(K, *spatial)``: foreground where its probability is
+        at least ``threshold`` (default: the fitted ``threshold``; binary models), else
+        arg-max."""
+        thr = self.threshold if threshold is None else threshold
+        if isinstance(thr, float) and prob.shape[0] == 2:
+            return (prob[1] >= thr).astype(np.int16)
+        return prob.argmax(0).astype(np.int16)
+
     def predict_masks(
-        self, records: Sequence[Record], *, tta: bool | None = None, min_voxels: int | None = None
+        self,
+        records: Sequence[Record],
+        *,
+        tta: bool | str | None = None,
+        min_voxels: int | None = None,
     ) -> list[np.ndarray]:
-        """Label maps (arg-max, components under ``min_voxels`` — default
-        ``min_lesion_voxels`` — removed) on each case's original grid."""
+        """Label maps (see :meth:`labels_from_proba`; components under ``min_voxels`` —
+        default ``min_lesion_voxels`` — removed) on each case's original grid."""
         keep = self.min_lesion_voxels if min_voxels is None else min_voxels
         out = []
         for rec in records:
-            labels = self.predict_proba(rec, tta=tta).argmax(0).astype(np.int16)
+            labels = self.labels_from_proba(self.predict_proba(rec, tta=tta))
             out.append(remove_small_components(labels, keep or 0))
         return out
+
+    def set_threshold(self, value: float) -> None:
+        """Fix the foreground probability threshold (e.g. chosen on validation data); saved
+        in bundles."""
+        self.threshold = float(value)
+        self.options["threshold"] = float(value)
 
     def set_min_lesion_voxels(self, value: int) -> None:
         """Fix the post-processing size (e.g. chosen on validation data); saved in bundles."""
         self.min_lesion_voxels = int(value)
         self.options["min_lesion_voxels"] = int(value)
 
-    def predict_logits(self, records: Sequence[Record], *, tta: bool = False) -> np.ndarray:
+    def predict_logits(self, records: Sequence[Record], *, tta: bool | str = False) -> np.ndarray:
         """Per-case log of the voxel-mean class probabilities ``(N, K)`` (a summary; use
         :meth:`predict_masks` for segmentations)."""
         rows = [

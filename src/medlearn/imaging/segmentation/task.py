@@ -31,7 +31,9 @@ __all__ = [
     "MIN_SIZE_CANDIDATES",
     "SEGMENTATION_METRICS",
     "SegmentationTask",
+    "THRESHOLD_CANDIDATES",
     "choose_min_lesion_voxels",
+    "choose_threshold",
     "score_frame",
 ]
 
@@ -158,6 +160,45 @@ def choose_min_lesion_voxels(
     return best, scores
 
 
+#: Candidate foreground thresholds for ``threshold: auto``.
+THRESHOLD_CANDIDATES = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))  # 0.2 ... 0.8
+
+
+def choose_threshold(
+    records: Sequence[Record],
+    probs: Sequence[np.ndarray],
+    *,
+    candidates: Sequence[float] = THRESHOLD_CANDIDATES,
+) -> tuple[float, dict[str, float]]:
+    """The foreground probability threshold with the best mean case Dice on labelled
+    binary ``records`` (ties: the one closest to 0.5); ``(0.5, {})`` without records.
+
+    Args:
+        records: cases with binary ``target`` masks.
+        probs: their class probabilities ``(2, *spatial)``, in the same order.
+        candidates: thresholds to try.
+
+    Returns:
+        ``(threshold, {str(candidate): mean Dice})``.
+    """
+    if not records:
+        return 0.5, {}
+    truth = [np.asarray(r["target"]) > 0 for r in records]
+    scores: dict[str, float] = {}
+    best, best_dice = 0.5, -1.0
+    for c in sorted(candidates, key=lambda v: (abs(v - 0.5), v)):
+        dices = []
+        for t, p in zip(truth, probs, strict=True):
+            pred = p[1] >= c
+            denom = int(pred.sum()) + int(t.sum())
+            dices.append(2.0 * int((pred & t).sum()) / denom if denom else 1.0)
+        dice = float(np.mean(dices))
+        scores[str(c)] = round(dice, 5)
+        if dice > best_dice + 1e-12:
+            best, best_dice = float(c), dice
+    return best, dict(sorted(scores.items(), key=lambda kv: float(kv[0])))
+
+
 def _chosen_metrics(cfg: Any) -> list[str]:
     asked = [
         m for m in (cfg.evaluation.metrics if cfg is not None else []) if m in SEGMENTATION_METRICS
@@ -265,14 +306,26 @@ class SegmentationTask:
         splits = [s for s in ("val", "test") if parts.get(s)]
         t0 = time.perf_counter()
         tta = cfg.evaluation.tta or None
-        raw = {s: learner.predict_masks(parts[s], tta=tta, min_voxels=0) for s in splits}
         post: dict[str, Any] = {"min_lesion_voxels": learner.min_lesion_voxels}
+        raw: dict[str, list[np.ndarray]] = {}
+        if learner.threshold == "auto":
+            val = parts.get("val") or []
+            probs = [learner.predict_proba(r, tta=tta) for r in val]
+            thr, thr_scores = choose_threshold(val, probs)
+            learner.set_threshold(thr)
+            post["threshold"] = {"value": thr, "chosen_on": "val", "val_dice": thr_scores}
+            ctx.echo(f"      threshold={thr} (best Dice on val)")
+            if val:
+                raw["val"] = [learner.labels_from_proba(p) for p in probs]
+        for s in splits:
+            if s not in raw:
+                raw[s] = learner.predict_masks(parts[s], tta=tta, min_voxels=0)
         if learner.min_lesion_voxels is None:
             size, scores = choose_min_lesion_voxels(
                 parts.get("val") or [], raw.get("val") or [], iou_threshold=learner.lesion_iou
             )
             learner.set_min_lesion_voxels(size)
-            post = {"min_lesion_voxels": size, "chosen_on": "val", "val_lesion_f1": scores}
+            post.update(min_lesion_voxels=size, chosen_on="val", val_lesion_f1=scores)
             ctx.echo(f"      min_lesion_voxels={size} (best lesion F1 on val)")
         frames, lesions, per_class, metrics = [], [], {}, {}
         for s in splits:
