@@ -11,8 +11,10 @@ What it does (prints one JSON document on stdout; progress goes to stderr):
    a closed loop: each client sends its next request when the previous answer arrived) runs
    1, 8 and 32 concurrent clients: p50/p99 latency, throughput, errors. Images are the real
    28-px PneumoniaMNIST test images as PNG uploads; tabular requests are JSON records.
-4. Runs the same model in-process on the same inputs (``learner.read_inputs`` +
-   ``pipeline.predict_records``, in batches of the level's client count) as the baseline.
+4. Runs the same model in-process on the same inputs (the learner's in-memory reader
+   ``read_input_bytes`` — else ``read_inputs`` on files — or ``records_from_rows`` for JSON
+   rows, then ``pipeline.predict_records``, in batches of the level's client count) as the
+   baseline.
 5. Counts the audit rows written during each level (must equal the requests sent), stops
    the server, runs ``medlearn audit verify`` (must pass), tampers one row in a copy of the
    database and runs it again (must fail).
@@ -413,6 +415,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         spool.mkdir()
 
         def read_images(learner: Any, batch: list[bytes]) -> list[Any]:
+            if hasattr(learner, "read_input_bytes"):  # what the server does with a PNG upload
+                records, bad = learner.read_input_bytes(
+                    [(f"upload_{i:03d}.png", data) for i, data in enumerate(batch)]
+                )
+                assert not bad
+                return records
             paths = []
             for i, data in enumerate(batch):
                 p = spool / f"upload_{i:03d}.png"

@@ -53,5 +53,6 @@ def serve_cmd(
         max_image_side=max_image_side,
         batch_max=batch_max,
         batch_wait_ms=batch_wait_ms,
+        tune_process=True,
     )
     uvicorn.run(create_app(settings), host=host, port=port, access_log=False, log_level="warning")

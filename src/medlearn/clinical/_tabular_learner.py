@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ import pandas as pd
 
 from medlearn._io import atomic_write_bytes, atomic_write_json
 from medlearn.clinical._tabular_data import (
+    DEFAULT_NA,
     ColumnSpec,
     RowProblem,
     check_rows,
@@ -694,8 +695,6 @@ class TabularLearner:
         number or outside the schema's range, or a category was not seen in training. Ids
         are ``<file name>:row<N>`` (N = 1-based data row).
         """
-        from medlearn.data import make_record
-
         self._check_fitted()
         records: list[Record] = []
         bad: list[BadInput] = []
@@ -706,28 +705,52 @@ class TabularLearner:
             except (DataValidationError, OSError) as exc:
                 bad.append(BadInput(str(source), getattr(exc, "message", str(exc))))
                 continue
-            missing = [f for f in self.features if f not in frame.columns]
-            if missing:
-                bad.append(
-                    BadInput(
-                        str(source),
-                        f"{path.name}: missing feature column(s) {', '.join(missing[:10])}.",
-                    )
-                )
+            got, problems = self._records_from_frame(frame, path.name, str(source))
+            records.extend(got)
+            bad.extend(problems)
+        return records, bad
+
+    def records_from_rows(
+        self, rows: Sequence[Mapping[str, Any]], *, name: str = "records"
+    ) -> tuple[list[Record], list[BadInput]]:
+        """:meth:`read_inputs` for feature dicts in memory (JSON records), without a file.
+
+        Each value counts as the text a CSV cell holding it would have (``None`` and the
+        missing-value texts are missing), so a dict gives exactly the record that the same
+        row read from a CSV file gives. Ids are ``<name>:row<N>`` (N = 1-based position).
+        """
+        self._check_fitted()
+        frame, problem = _rows_frame(rows)
+        if problem:
+            return [], [BadInput(name, f"{name}: {problem}")]
+        return self._records_from_frame(frame, name, name)
+
+    def _records_from_frame(
+        self, frame: pd.DataFrame, label: str, source: str
+    ) -> tuple[list[Record], list[BadInput]]:
+        """Check a raw table (cells as text or ``None``) and build one record per good row."""
+        from medlearn.data import make_record
+
+        missing = [f for f in self.features if f not in frame.columns]
+        if missing:
+            return [], [
+                BadInput(source, f"{label}: missing feature column(s) {', '.join(missing[:10])}.")
+            ]
+        converted, problems = check_rows(frame, self.schema, self.features)
+        by_row: dict[int, list[RowProblem]] = {}
+        for p in problems:
+            by_row.setdefault(p.row, []).append(p)
+        records: list[Record] = []
+        bad: list[BadInput] = []
+        for pos in range(len(frame)):
+            row_no = pos + 1
+            rid = f"{label}:row{row_no}"
+            if row_no in by_row:
+                msg = "; ".join(f"column {p.column!r} {p.problem}" for p in by_row[row_no])
+                bad.append(BadInput(rid, f"{label} row {row_no}: {msg}."))
                 continue
-            converted, problems = check_rows(frame, self.schema, self.features)
-            by_row: dict[int, list[RowProblem]] = {}
-            for p in problems:
-                by_row.setdefault(p.row, []).append(p)
-            for pos in range(len(frame)):
-                row_no = pos + 1
-                rid = f"{path.name}:row{row_no}"
-                if row_no in by_row:
-                    msg = "; ".join(f"column {p.column!r} {p.problem}" for p in by_row[row_no])
-                    bad.append(BadInput(rid, f"{path.name} row {row_no}: {msg}."))
-                    continue
-                values = {f: _plain(converted.at[converted.index[pos], f]) for f in self.features}
-                records.append(make_record(rid, values, None, meta={"row": row_no}))
+            values = {f: _plain(converted.at[converted.index[pos], f]) for f in self.features}
+            records.append(make_record(rid, values, None, meta={"row": row_no}))
         return records, bad
 
     # -- persistence ------------------------------------------------------------------------
@@ -899,6 +922,26 @@ def _skops_types(data: bytes) -> set[str]:
         elif isinstance(node, list):
             stack.extend(node)
     return found
+
+
+def _cell_text(v: Any) -> str | None:
+    """A JSON value as :func:`read_table` would see it in a CSV cell: stripped text or None."""
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    text = str(v).strip()
+    return None if text in DEFAULT_NA else text
+
+
+def _rows_frame(rows: Sequence[Mapping[str, Any]]) -> tuple[pd.DataFrame, str | None]:
+    """Feature dicts → the text frame :func:`read_table` gives for the same rows as a CSV."""
+    columns: dict[str, str] = {}
+    for row in rows:
+        for key in row:
+            name = str(key).strip()
+            if columns.setdefault(name, key) != key:
+                return pd.DataFrame(), "a column name is given twice (differing only in spaces)."
+    cells = [[_cell_text(row.get(key)) for key in columns.values()] for row in rows]
+    return pd.DataFrame(cells, columns=list(columns), dtype=object), None
 
 
 def _plain(v: Any) -> Any:

@@ -6,6 +6,7 @@ marker) and by extension second. Errors are one line naming the file, plus a hin
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ __all__ = [
     "file_suffix",
     "is_image_file",
     "load_image",
+    "load_image_bytes",
 ]
 
 ColorMode = Literal["keep", "grayscale", "rgb"]
@@ -114,6 +116,11 @@ def _detect(path: Path) -> str:
             f"{path}: the file cannot be read ({type(exc).__name__}).",
             hint="Check its permissions and that the disk or network share is available.",
         ) from exc
+    return _detect_head(head, path)
+
+
+def _detect_head(head: bytes, path: Path) -> str:
+    """The decoder for a file starting with ``head`` (its first 348 bytes) named ``path``."""
     suffix = file_suffix(path)
     if head[128:132] == b"DICM":
         return "dicom"
@@ -148,11 +155,14 @@ def _decode_failed(path: Path, what: str, exc: BaseException) -> DataValidationE
     )
 
 
-def _read_pillow(path: Path) -> np.ndarray:
-    """PNG / JPEG / BMP → ``(H, W)`` or ``(H, W, 3)`` raw values (alpha dropped)."""
+def _read_pillow(path: Path, source: Any = None) -> np.ndarray:
+    """PNG / JPEG / BMP → ``(H, W)`` or ``(H, W, 3)`` raw values (alpha dropped).
+
+    ``source`` (a file object) is read instead of ``path`` when given; ``path`` names it.
+    """
     image_module = require("PIL.Image", extra="imaging", purpose="reading PNG/JPEG images")
     try:
-        with image_module.open(path) as img:
+        with image_module.open(path if source is None else source) as img:
             img.load()
             mode = img.mode
             if mode == "1" or mode in ("LA", "La"):
@@ -167,11 +177,14 @@ def _read_pillow(path: Path) -> np.ndarray:
     return arr
 
 
-def _read_tiff(path: Path) -> np.ndarray:
-    """TIFF (any bit depth) → ``(H, W)`` or ``(H, W, C)``; multi-page files are refused."""
+def _read_tiff(path: Path, source: Any = None) -> np.ndarray:
+    """TIFF (any bit depth) → ``(H, W)`` or ``(H, W, C)``; multi-page files are refused.
+
+    ``source`` (a file object) is read instead of ``path`` when given; ``path`` names it.
+    """
     tifffile = require("tifffile", extra="imaging", purpose="reading TIFF images")
     try:
-        with tifffile.TiffFile(path) as tif:
+        with tifffile.TiffFile(path if source is None else source) as tif:
             series = tif.series[0]
             axes, arr = series.axes, series.asarray()
     except Exception as exc:
@@ -327,4 +340,49 @@ def load_image(
     else:
         reader = {"pillow": _read_pillow, "tiff": _read_tiff, "nifti": _read_nifti}[kind]
         arr = _to_unit(p, reader(p), window)
+    return _convert_color(arr, color)
+
+
+#: Decoders :func:`load_image_bytes` runs on bytes in memory (DICOM and NIfTI need a file).
+_IN_MEMORY_KINDS = {"pillow": _read_pillow, "tiff": _read_tiff}
+
+
+def load_image_bytes(
+    data: bytes,
+    name: str,
+    *,
+    window: tuple[float, float] | None = None,
+    color: ColorMode = "keep",
+) -> np.ndarray:
+    """:func:`load_image` for a PNG, JPEG, BMP or TIFF file already in memory (an upload).
+
+    Decodes exactly as :func:`load_image` does for the same file, without writing it to disk.
+
+    Args:
+        data: the file's bytes.
+        name: the file's name, used for its extension and in error messages.
+        window: as in :func:`load_image`.
+        color: as in :func:`load_image`.
+
+    Returns:
+        ``(C, H, W)`` float32 array in [0, 1].
+
+    Raises:
+        DataValidationError: as :func:`load_image`; also for DICOM and NIfTI content, which
+            must be read from a file (save the bytes and call :func:`load_image`).
+        ConfigError: ``window`` or ``color`` is invalid.
+    """
+    path = Path(name)
+    window = _check_window(window)
+    color = _check_color(color)
+    if not data:
+        raise DataValidationError(f"{path}: the file is empty (0 bytes).", hint="Remove it.")
+    kind = _detect_head(bytes(data[:348]), path)
+    reader = _IN_MEMORY_KINDS.get(kind)
+    if reader is None:
+        raise DataValidationError(
+            f"{path}: {kind.split('-')[0].upper()} data is read from a file, not from memory.",
+            hint="Save the bytes to a file and call load_image on it.",
+        )
+    arr = _to_unit(path, reader(path, io.BytesIO(data)), window)
     return _convert_color(arr, color)

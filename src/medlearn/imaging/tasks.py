@@ -636,6 +636,45 @@ class ImageClassifier:
             records.append(make_record(path, image, None))
         return records, list(bad)
 
+    def read_input_bytes(
+        self, items: Sequence[tuple[str, bytes]]
+    ) -> tuple[list[Record], list[BadInput]]:
+        """:meth:`read_inputs` for PNG/JPEG/BMP/TIFF files in memory, as ``(name, bytes)``.
+
+        Decodes and checks each image exactly as :meth:`read_inputs` does for the same file
+        (record ids are the names, bad inputs come in the same order); DICOM and NIfTI
+        content is reported as a bad input, so callers send those through
+        :meth:`read_inputs`.
+        """
+        from medlearn.data import make_record
+        from medlearn.errors import DataNotFoundError
+        from medlearn.imaging._images import check_load_options, load_image_bytes
+
+        self._check_fitted()
+        assert self.preprocessor_ is not None
+        options = check_load_options(self.preprocessor_.load_options)
+        records, unreadable, unusable = [], [], []
+        for name, data in items:
+            try:
+                image = load_image_bytes(data, name, **options)
+            except (DataValidationError, DataNotFoundError) as exc:
+                unreadable.append(BadInput(name, str(exc)))
+                continue
+            except (ConfigError, ImportError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the batch
+                unreadable.append(
+                    BadInput(name, f"{name}: unexpected {type(exc).__name__} while reading.")
+                )
+                continue
+            try:
+                self.preprocessor_.check(image, name)
+            except DataValidationError as exc:
+                unusable.append(BadInput(name, exc.message))
+                continue
+            records.append(make_record(name, image, None))
+        return records, unreadable + unusable
+
     # -- persistence ------------------------------------------------------------------------
     def save(self, directory: Path) -> dict[str, Any]:
         """Write weights (tensors only) and preprocessing; return manifest fields."""

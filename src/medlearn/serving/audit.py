@@ -16,6 +16,7 @@ PostgreSQL (``SELECT ... FOR UPDATE`` of the last row) or SQLite's single writer
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures as cf
 import hashlib
 import json
@@ -30,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from medlearn.serving.batching import Waiter, settle
 from medlearn.serving.store import AuditRow
 
 __all__ = [
@@ -134,7 +136,7 @@ class AuditLog:
     def __init__(self, engine: Engine, *, max_group: int = 256) -> None:
         self.engine = engine
         self.max_group = max_group
-        self._queue: queue.Queue[tuple[AuditEntry, cf.Future[int]] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[AuditEntry, Waiter] | None] = queue.Queue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -206,6 +208,19 @@ class AuditLog:
         self._queue.put((entry, fut))
         return fut
 
+    async def commit(self, entry: AuditEntry) -> int:
+        """Queue a row from a coroutine; returns its sequence number once it is committed.
+
+        The writer commits the rows of concurrent requests in one transaction and wakes the
+        event loop once per group.
+        """
+        if self._thread is None:
+            return self.append(entry)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[int] = loop.create_future()
+        self._queue.put((entry, (loop, fut)))
+        return await fut
+
     def _run(self) -> None:
         stopping = False
         while not stopping:
@@ -225,8 +240,6 @@ class AuditLog:
             try:
                 seqs = self.append_many([e for e, _ in batch])
             except Exception as exc:  # noqa: BLE001 - every waiting request gets the error
-                for _, fut in batch:
-                    fut.set_exception(exc)
+                settle([(waiter, None, exc) for _, waiter in batch])
                 continue
-            for (_, fut), seq in zip(batch, seqs, strict=True):
-                fut.set_result(seq)
+            settle([(waiter, seq, None) for (_, waiter), seq in zip(batch, seqs, strict=True)])

@@ -5,10 +5,15 @@ records and get a future; the worker takes the first waiting request, then gathe
 for up to ``max_wait_ms`` (or until ``max_batch`` records), runs the model once on all of
 them and hands each request its own rows. If a batch fails, its requests are retried one
 by one, so one bad request never fails its neighbours.
+
+Requests on an event loop use :meth:`MicroBatcher.run`: the worker wakes the loop once per
+batch (:func:`settle`) rather than once per request, which keeps the loop's thread free for
+HTTP work under load.
 """
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures as cf
 import queue
 import threading
@@ -16,9 +21,45 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["MicroBatcher"]
+__all__ = ["MicroBatcher", "Waiter", "settle"]
 
 PredictFn = Callable[[Sequence[Any]], list[dict[str, Any]]]
+#: What a worker thread resolves: a concurrent future, or an asyncio future with its loop.
+Waiter = cf.Future | tuple[asyncio.AbstractEventLoop, asyncio.Future]
+
+
+def _set(fut: cf.Future | asyncio.Future, value: Any, exc: BaseException | None) -> None:
+    if fut.done():  # an asyncio future whose request was cancelled (client went away)
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(value)
+
+
+def _set_all(items: list[tuple[asyncio.Future, Any, BaseException | None]]) -> None:
+    for fut, value, exc in items:
+        _set(fut, value, exc)
+
+
+def settle(outcomes: Sequence[tuple[Waiter, Any, BaseException | None]]) -> None:
+    """Resolve waiters from a worker thread: ``(waiter, value, exception)`` each.
+
+    Concurrent futures are resolved at once; asyncio futures are resolved on their own loop,
+    with one ``call_soon_threadsafe`` per loop for all of them (one wake-up of the loop).
+    """
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any, Any]]] = {}
+    for waiter, value, exc in outcomes:
+        if isinstance(waiter, tuple):
+            loop, fut = waiter
+            by_loop.setdefault(loop, []).append((fut, value, exc))
+        else:
+            _set(waiter, value, exc)
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_set_all, items)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
 
 
 class MicroBatcher:
@@ -37,8 +78,7 @@ class MicroBatcher:
         self.fn = fn
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
-        self._queue: queue.Queue[tuple[Sequence[Any], cf.Future[list[dict[str, Any]]]] | None]
-        self._queue = queue.Queue()
+        self._queue: queue.Queue[tuple[Sequence[Any], Waiter] | None] = queue.Queue()
         self.batches = 0
         self.items = 0
         self._thread = threading.Thread(target=self._run, name=f"medlearn-{name}", daemon=True)
@@ -52,6 +92,15 @@ class MicroBatcher:
             return fut
         self._queue.put((records, fut))
         return fut
+
+    async def run(self, records: Sequence[Any]) -> list[dict[str, Any]]:
+        """Queue ``records`` from a coroutine and wait for their rows."""
+        if not records:
+            return []
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[list[dict[str, Any]]] = loop.create_future()
+        self._queue.put((records, (loop, fut)))
+        return await fut
 
     def close(self) -> None:
         """Finish queued work and stop the worker."""
@@ -82,7 +131,7 @@ class MicroBatcher:
             if stop:
                 return
 
-    def _process(self, batch: list[tuple[Sequence[Any], cf.Future[list[dict[str, Any]]]]]) -> None:
+    def _process(self, batch: list[tuple[Sequence[Any], Waiter]]) -> None:
         records = [r for recs, _ in batch for r in recs]
         try:
             rows = self.fn(records)
@@ -90,21 +139,24 @@ class MicroBatcher:
                 raise RuntimeError(f"batch function returned {len(rows)} rows for {len(records)}")
         except Exception as exc:  # noqa: BLE001 - isolate the failing request below
             if len(batch) == 1:
-                batch[0][1].set_exception(exc)
+                settle([(batch[0][1], None, exc)])
                 return
-            for item in batch:
-                self._one(item)
+            settle([self._one(item) for item in batch])
             return
         self.batches += 1
         self.items += len(records)
+        outcomes = []
         start = 0
-        for recs, fut in batch:
-            fut.set_result(rows[start : start + len(recs)])
+        for recs, waiter in batch:
+            outcomes.append((waiter, rows[start : start + len(recs)], None))
             start += len(recs)
+        settle(outcomes)
 
-    def _one(self, item: tuple[Sequence[Any], cf.Future[list[dict[str, Any]]]]) -> None:
-        recs, fut = item
+    def _one(
+        self, item: tuple[Sequence[Any], Waiter]
+    ) -> tuple[Waiter, list[dict[str, Any]] | None, BaseException | None]:
+        recs, waiter = item
         try:
-            fut.set_result(self.fn(recs))
+            return waiter, self.fn(recs), None
         except Exception as exc:  # noqa: BLE001 - handed to the waiting request
-            fut.set_exception(exc)
+            return waiter, None, exc

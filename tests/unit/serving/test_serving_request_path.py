@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import io
 from pathlib import Path
 
@@ -46,12 +45,10 @@ def test_no_prediction_leaves_when_the_audit_row_cannot_be_written(
 ) -> None:
     svc = client.app.state.service  # type: ignore[attr-defined]
 
-    def broken(_entry: object) -> cf.Future[int]:
-        fut: cf.Future[int] = cf.Future()
-        fut.set_exception(OSError("disk full"))
-        return fut
+    def broken(_entries: object) -> list[int]:
+        raise OSError("disk full")
 
-    monkeypatch.setattr(svc.audit, "submit", broken)
+    monkeypatch.setattr(svc.audit, "append_many", broken)  # the group-commit writer fails
     r = client.post(
         "/v1/models/pneumo/predict", files={"file": ("a.png", _png(1))}, headers=_auth(client)
     )
