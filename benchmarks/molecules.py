@@ -139,11 +139,12 @@ def _split(cfg: Any) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
 def _cold_caches(work: Path) -> None:
     """Empty medlearn's graph and descriptor caches (memory, and a fresh disk folder), so
     featurisation is counted in every run's fit time as it is in Chemprop's."""
+    from medlearn.catalog import CACHE_ENV
     from medlearn.molecules import _data, _features
 
     _data.clear_memory_cache()
     _features.clear_feature_cache()
-    os.environ[_data.CACHE_ENV] = str(work / "cache")
+    os.environ[CACHE_ENV] = str(work / "cache")
 
 
 def run_medlearn(cfg: Any, parts: dict[str, list], metric: str, work: Path) -> dict[str, Any]:

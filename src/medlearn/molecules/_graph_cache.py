@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medlearn.catalog import CACHE_ENV  # medlearn's cache folder (default ~/.cache/medlearn)
 from medlearn.errors import DataValidationError
 from medlearn.molecules import _featurize
 from medlearn.molecules._featurize import MolGraph, UnsupportedElementError
@@ -27,8 +28,6 @@ __all__ = ["CACHE_ENV", "clear_memory_cache", "featurize", "graph_cache_dir"]
 
 log = logging.getLogger(__name__)
 
-#: Environment variable naming medlearn's cache folder (default ``~/.cache/medlearn``).
-CACHE_ENV = "MEDLEARN_CACHE_DIR"
 _MAX_SHOWN = 20  # featurisation failures listed in one message
 #: zlib level of the shards: 1 is about 4x faster to write than 6 and ~10% larger.
 _ZLIB_LEVEL = 1
