@@ -259,6 +259,8 @@ class TabularLearner:
         self.estimator_: Any = None
         self.net_: Any = None
         self.background_: np.ndarray | None = None
+        # (preprocessor, FastMatrix or None, verified) — see _fast_matrix
+        self._fast_: tuple[Any, Any, bool] | None = None
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -326,9 +328,41 @@ class TabularLearner:
     def _matrix(self, records: Sequence[Record], what: str) -> np.ndarray:
         if self.preprocessor_ is None:
             self._check_fitted()
+        fast = self._fast_matrix(records)
+        if fast is not None:
+            return fast
         converted, problems = self._checked(records)
         raise_problems(problems, f"{what} rows")
         return self._transform(converted)
+
+    def _fast_matrix(self, records: Sequence[Record]) -> np.ndarray | None:
+        """:meth:`_matrix` of canonical records (what ``read_inputs`` and ``records_from_rows``
+        make) without the second row check and scikit-learn; ``None`` for any other records.
+
+        The fast path (:class:`FastMatrix`) is compiled once per fitted preprocessor; its
+        first answer is compared with the general path's and it is switched off for good on
+        any difference.
+        """
+        fast = self._fast_
+        if fast is None or fast[0] is not self.preprocessor_:
+            from medlearn.clinical._tabular_fastpath import FastMatrix
+
+            plan = FastMatrix.compile(self.preprocessor_, self.schema, self.features)
+            fast = self._fast_ = (self.preprocessor_, plan, False)
+        _pre, plan, verified = fast
+        if plan is None:
+            return None
+        X = plan.matrix(records)
+        if X is None or verified:
+            return X
+        converted, problems = self._checked(records)
+        if not problems and np.array_equal(X, self._transform(converted), equal_nan=True):
+            self._fast_ = (self.preprocessor_, plan, True)
+            return X
+        if not problems:
+            log.warning("tabular fast path disagrees with scikit-learn; switched off")
+            self._fast_ = (self.preprocessor_, None, False)
+        return None
 
     def _transform(self, converted: pd.DataFrame) -> np.ndarray:
         try:
@@ -740,6 +774,7 @@ class TabularLearner:
         by_row: dict[int, list[RowProblem]] = {}
         for p in problems:
             by_row.setdefault(p.row, []).append(p)
+        columns = {f: converted[f].tolist() for f in self.features}
         records: list[Record] = []
         bad: list[BadInput] = []
         for pos in range(len(frame)):
@@ -749,7 +784,7 @@ class TabularLearner:
                 msg = "; ".join(f"column {p.column!r} {p.problem}" for p in by_row[row_no])
                 bad.append(BadInput(rid, f"{label} row {row_no}: {msg}."))
                 continue
-            values = {f: _plain(converted.at[converted.index[pos], f]) for f in self.features}
+            values = {f: _plain(columns[f][pos]) for f in self.features}
             records.append(make_record(rid, values, None, meta={"row": row_no}))
         return records, bad
 

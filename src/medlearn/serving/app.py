@@ -9,30 +9,17 @@ status codes and latencies only, never inputs, file names or patient references.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import gc
 import hashlib
-import io
 import json
 import logging
 import math
-import os
-import re
-import secrets
-import shutil
-import struct
-import sys
-import tempfile
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anyio
-import anyio.to_thread
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -42,719 +29,36 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from medlearn.errors import MedlearnError
-from medlearn.serving.audit import AuditEntry, AuditLog, export_rows, verify_chain
-from medlearn.serving.auth import KeyStore, Principal
-from medlearn.serving.batching import MicroBatcher
-from medlearn.serving.monitor import DriftMonitor, ShadowRunner
-from medlearn.serving.store import ModelRegistry, VersionInfo, make_engine, migrate
+from medlearn.serving.audit import AuditEntry, export_rows, verify_chain
+from medlearn.serving.auth import Principal
+from medlearn.serving.predict import (
+    PREDICT_BODY,
+    PREDICT_PARAMS,
+    PredictPath,
+    _predict_query,
+    _summary,
+)
+from medlearn.serving.predict import RecordsIn as RecordsIn
+from medlearn.serving.service import ApiError, ServeSettings, Service
+from medlearn.serving.service import LoadedModel as LoadedModel
+from medlearn.serving.uploads import _MultipartFiles as _MultipartFiles
+from medlearn.serving.uploads import _plain_parts as _plain_parts
+from medlearn.serving.uploads import _records_from_rows as _records_from_rows
+from medlearn.serving.uploads import _Scratch as _Scratch
 
+# ``X as X`` imports above re-export names that moved to uploads/service/predict and that
+# code and tests still import from here.
 __all__ = ["ServeSettings", "create_app"]
 
 log = logging.getLogger("medlearn.serving")
 _WEB = Path(__file__).parent / "web"
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".nii", ".nii.gz")
 _AUDITED = ("/v1/", "/cds-services")
-_LOOKUP_TTL = 2.0
-#: Uploads a learner can decode from memory (its ``read_input_bytes`` hook); DICOM and
-#: NIfTI are spooled to a file and read with ``read_inputs``.
-_MEMORY_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-#: Requests whose uploads total at most this many bytes are decoded on the event loop (a
-#: 28-px PNG takes ~0.1 ms); larger ones in a worker thread.
-_INLINE_BYTES = 64 * 1024
-_SWITCH_INTERVAL = 0.0005  # seconds; see ServeSettings.tune_process
-
-
-@dataclass
-class ServeSettings:
-    """Server options (``medlearn serve`` flags map onto these).
-
-    Attributes:
-        db_url: the serving database URL (SQLite file or PostgreSQL).
-        auth: require API keys. ``False`` is for local development only and warns loudly.
-        max_request_bytes: larger request bodies are refused with 413.
-        max_files: most files in one multipart request (batch prediction).
-        max_records: most JSON records in one request.
-        max_image_side: largest accepted image side in pixels (checked before decoding).
-        max_image_voxels: largest accepted image size in pixels/voxels (all dimensions).
-        batch_max: most records per micro-batch.
-        batch_wait_ms: how long a micro-batch waits for more requests.
-        shadow: score requests with a model's ``shadow`` alias in the background.
-        preload: load every model's ``production`` version at startup.
-        tune_process: the process does nothing but serve (``medlearn serve`` sets it): after
-            loading models, move every object into the garbage collector's permanent
-            generation (otherwise a full collection of the ~600,000 objects torch and
-            friends create stalls every request for half a second now and then) and let
-            threads take turns on the GIL every 0.5 ms instead of 5 ms (the event loop
-            waits less for the model's thread). Leave it off in shared processes (tests,
-            notebooks).
-    """
-
-    db_url: str
-    auth: bool = True
-    max_request_bytes: int = 20 * 1024 * 1024
-    max_files: int = 64
-    max_records: int = 1000
-    max_image_side: int = 4096
-    max_image_voxels: int = 2**27
-    batch_max: int = 64
-    batch_wait_ms: float = 2.0
-    shadow: bool = True
-    preload: bool = True
-    tune_process: bool = False
-
-
-class RecordsIn(BaseModel):
-    """JSON input for record (tabular) models: one dict of feature values per patient."""
-
-    records: list[dict[str, Any]] = Field(..., min_length=1)
 
 
 class AliasIn(BaseModel):
     """Body of an alias move."""
 
     version: str = Field(..., min_length=1, max_length=64)
-
-
-@dataclass
-class LoadedModel:
-    """A loaded model version and its batcher."""
-
-    info: VersionInfo
-    learner: Any
-    manifest: dict[str, Any]
-    reference: dict[str, Any] | None
-    batcher: MicroBatcher
-    explain_lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-class ApiError(Exception):
-    """An error answered as JSON ``{"error": {"code", "message", "hint", "details"}}``."""
-
-    def __init__(
-        self, status: int, message: str, *, hint: str | None = None, details: Any = None
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.hint, self.details = status, message, hint, details
-
-
-class Service:
-    """Everything the routes share: database, registry, keys, audit, models, monitors."""
-
-    def __init__(self, settings: ServeSettings) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
-        self.settings = settings
-        self.engine = make_engine(settings.db_url)
-        self.registry = ModelRegistry(self.engine)
-        self.keys = KeyStore(self.engine)
-        self.audit = AuditLog(self.engine)
-        self.drift = DriftMonitor(self.engine)
-        self.shadow = ShadowRunner(self.engine)
-        self.ready = False
-        self._models: dict[tuple[str, str], LoadedModel] = {}
-        self._load_lock = threading.Lock()
-        # Alias/version lookups are cached briefly so a prediction needs no database session;
-        # moves through this server clear the cache at once, moves from another process
-        # (``medlearn registry promote``) take effect within ``_LOOKUP_TTL`` seconds.
-        self._lookups: dict[tuple[str, str, str | None], tuple[float, Any]] = {}
-        # Request preparation (spool, header check, decode) runs in worker threads; a few
-        # are enough, and more only fight over the GIL with the model's batch thread.
-        self.prep_limiter = anyio.CapacityLimiter(4)
-        self.spool = Path(tempfile.mkdtemp(prefix="medlearn-spool-", dir=_spool_base()))
-        self.metrics = CollectorRegistry()
-        self.m_requests = Counter(
-            "medlearn_requests_total",
-            "Requests by endpoint and status.",
-            ["endpoint", "status"],
-            registry=self.metrics,
-        )
-        self.m_latency = Histogram(
-            "medlearn_request_latency_seconds",
-            "Request latency.",
-            ["endpoint"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=self.metrics,
-        )
-        self.m_predictions = Counter(
-            "medlearn_predictions_total",
-            "Predicted inputs by model version.",
-            ["model", "version"],
-            registry=self.metrics,
-        )
-        self.m_batch = Histogram(
-            "medlearn_batch_size",
-            "Records per micro-batch.",
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
-            registry=self.metrics,
-        )
-        self.m_psi = Gauge(
-            "medlearn_input_drift_psi",
-            "Population stability index of live inputs vs the training reference.",
-            ["model", "version", "feature"],
-            registry=self.metrics,
-        )
-        self.m_ks = Gauge(
-            "medlearn_input_drift_ks",
-            "Kolmogorov-Smirnov statistic (binned) of live inputs vs the training reference.",
-            ["model", "version", "feature"],
-            registry=self.metrics,
-        )
-        self.m_shadow = Gauge(
-            "medlearn_shadow_agreement_ratio",
-            "Share of shadow-scored inputs where the candidate's label equals production's.",
-            registry=self.metrics,
-        )
-
-    # -- lifecycle --------------------------------------------------------------------------
-    def start(self) -> None:
-        migrate(self.engine)
-        self.audit.start()
-        if self.settings.preload:
-            for name in self.registry.names():
-                if "production" in self.registry.aliases(name):
-                    try:
-                        self.model(self.registry.resolve(name, "production"))
-                    except MedlearnError as exc:
-                        log.error("model %s could not be loaded: %s", name, exc.message)
-        if self.settings.tune_process:
-            sys.setswitchinterval(_SWITCH_INTERVAL)
-            gc.collect()
-            gc.freeze()
-        self.ready = True
-
-    def resolve(self, name: str, ref: str | None = None) -> VersionInfo:
-        """:meth:`ModelRegistry.resolve`, cached for ``_LOOKUP_TTL`` seconds."""
-        return self._cached(("resolve", name, ref), lambda: self.registry.resolve(name, ref))
-
-    def aliases(self, name: str) -> dict[str, str]:
-        """:meth:`ModelRegistry.aliases`, cached for ``_LOOKUP_TTL`` seconds."""
-        return self._cached(("aliases", name, None), lambda: self.registry.aliases(name))
-
-    def _cached(self, key: tuple[str, str, str | None], fn: Callable[[], Any]) -> Any:
-        now = time.monotonic()
-        hit = self._lookups.get(key)
-        if hit is not None and now - hit[0] < _LOOKUP_TTL:
-            return hit[1]
-        value = fn()
-        if len(self._lookups) > 10_000:
-            self._lookups.clear()
-        self._lookups[key] = (now, value)
-        return value
-
-    def resolved(self, name: str, ref: str | None) -> LoadedModel | None:
-        """The loaded model for a fresh cached lookup, without touching the database."""
-        hit = self._lookups.get(("resolve", name, ref))
-        if hit is None or time.monotonic() - hit[0] >= _LOOKUP_TTL:
-            return None
-        return self._models.get((hit[1].name, hit[1].version))
-
-    def forget_lookups(self) -> None:
-        """Drop cached alias/version lookups (after a registry change)."""
-        self._lookups.clear()
-
-    def stop(self) -> None:
-        self.ready = False
-        for m in list(self._models.values()):
-            m.batcher.close()
-        self.shadow.close()
-        self.drift.flush()
-        self.audit.stop()
-        self.engine.dispose()
-        shutil.rmtree(self.spool, ignore_errors=True)
-
-    # -- models -----------------------------------------------------------------------------
-    def model(self, info: VersionInfo) -> LoadedModel:
-        """The loaded model of a registered version (checksums verified on first load)."""
-        key = (info.name, info.version)
-        hit = self._models.get(key)
-        if hit is not None:
-            return hit
-        with self._load_lock:
-            hit = self._models.get(key)
-            if hit is not None:
-                return hit
-            from medlearn.pipeline import load_learner
-
-            root = self.registry.verified_bundle(info)
-            learner, manifest = load_learner(root)
-            reference = None
-            ref_name = manifest.get("drift_reference")
-            if ref_name and (root / ref_name).is_file():
-                reference = json.loads((root / ref_name).read_text())
-            loaded = LoadedModel(
-                info=info,
-                learner=learner,
-                manifest=manifest,
-                reference=reference,
-                batcher=MicroBatcher(
-                    self._batch_fn(info, learner, manifest, reference),
-                    max_batch=self.settings.batch_max,
-                    max_wait_ms=self.settings.batch_wait_ms,
-                    name=f"{info.name}-{info.version}",
-                ),
-            )
-            self._models[key] = loaded
-            if self.settings.tune_process:
-                gc.freeze()  # the new model's objects too (see ServeSettings.tune_process)
-            return loaded
-
-    def _batch_fn(
-        self, info: VersionInfo, learner: Any, manifest: dict[str, Any], reference: Any
-    ) -> Callable[[Sequence[Any]], list[dict[str, Any]]]:
-        from medlearn.pipeline import predict_records
-
-        # One output folder per model, reused by every batch (batches of a model run one at a
-        # time in its batcher thread); files written there are inlined and removed.
-        out = Path(tempfile.mkdtemp(prefix="medlearn-out-", dir=self.spool))
-
-        def fn(records: Sequence[Any]) -> list[dict[str, Any]]:
-            try:
-                rows = predict_records(learner, manifest, list(records), output_dir=out)
-                if any(out.iterdir()):
-                    rows = [_inline_files(r, out) for r in rows]
-            finally:
-                for child in list(out.iterdir()):
-                    if child.is_dir():
-                        shutil.rmtree(child, ignore_errors=True)
-                    else:
-                        child.unlink(missing_ok=True)
-            self.m_batch.observe(len(records))
-            self.m_predictions.labels(info.name, info.version).inc(len(records))
-            self.drift.observe(info.name, info.version, reference, [r["input"] for r in records])
-            return rows
-
-        return fn
-
-
-# --- helpers ---------------------------------------------------------------------------------
-
-
-def _inline_files(row: dict[str, Any], out: Path) -> dict[str, Any]:
-    """Replace paths of files written under ``out`` by their base64 content."""
-    for k, v in list(row.items()):
-        if isinstance(v, str) and v.startswith(str(out)) and Path(v).is_file():
-            row[k] = {
-                "filename": Path(v).name,
-                "base64": base64.b64encode(Path(v).read_bytes()).decode(),
-            }
-    return row
-
-
-def _uncertainty(row: dict[str, Any]) -> dict[str, Any] | None:
-    probs = row.get("probabilities")
-    if not isinstance(probs, dict) or len(probs) < 2:
-        return None
-    ps = [min(max(float(p), 1e-12), 1.0) for p in probs.values()]
-    entropy = -sum(p * math.log(p) for p in ps) / math.log(len(ps))
-    return {
-        "entropy": round(entropy, 4),
-        "method": "normalised predictive entropy of the calibrated probabilities "
-        "(0 = certain, 1 = uniform)",
-    }
-
-
-def _summary(rows: Sequence[dict[str, Any]]) -> str:
-    out = []
-    for r in rows[:50]:
-        item: dict[str, Any] = {"prediction": r.get("prediction")}
-        probs = r.get("probabilities")
-        if isinstance(probs, dict) and r.get("prediction") in probs:
-            item["p"] = round(float(probs[r["prediction"]]), 3)
-        out.append(item)
-    return json.dumps({"n": len(rows), "rows": out}, separators=(",", ":"), default=str)[:2000]
-
-
-def _safe_suffix(filename: str) -> str | None:
-    low = (filename or "").lower()
-    for suf in sorted(_IMAGE_SUFFIXES, key=len, reverse=True):
-        if low.endswith(suf):
-            return suf
-    return None
-
-
-def _sniff_suffix(data: bytes) -> str | None:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return ".png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return ".jpg"
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return ".tif"
-    if len(data) > 132 and data[128:132] == b"DICM":
-        return ".dcm"
-    if data[:2] == b"\x1f\x8b":
-        return ".nii.gz"
-    if len(data) >= 348 and data[344:348] in (b"n+1\x00", b"ni1\x00"):
-        return ".nii"
-    return None
-
-
-def _png_size(data: bytes) -> tuple[int, int] | None:
-    """``(width, height)`` from a PNG's IHDR chunk (always the first chunk), else ``None``."""
-    if len(data) >= 24 and data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
-        return struct.unpack(">II", data[16:24])
-    return None
-
-
-def _check_dimensions(
-    path: Path | None, suffix: str, settings: ServeSettings, data: bytes | None = None
-) -> str | None:
-    """Image size from the header, before any pixel is decoded; a message when too large.
-
-    ``path`` is a spooled file; without one, ``data`` (a PNG, JPEG or TIFF upload in memory)
-    is checked: a PNG's size is read straight from its IHDR chunk, others through Pillow.
-    """
-    try:
-        size = _png_size(data) if path is None and data is not None else None
-        if size is not None:
-            shape: tuple[int, ...] = tuple(size)
-        elif suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff"):
-            from PIL import Image
-
-            with Image.open(io.BytesIO(data) if path is None else path) as im:
-                shape = tuple(im.size)
-        elif suffix == ".dcm":
-            import pydicom
-
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-            shape = (int(ds.Rows), int(ds.Columns), int(getattr(ds, "NumberOfFrames", 1) or 1))
-        else:
-            import nibabel
-
-            shape = tuple(int(s) for s in nibabel.load(str(path)).shape)
-    except Exception as exc:  # noqa: BLE001 - any unreadable header is a bad input
-        return f"not a readable image ({type(exc).__name__})"
-    if not shape or min(shape) <= 0:
-        return "the image is empty"
-    if max(shape[:2]) > settings.max_image_side:
-        return f"image side {max(shape[:2])} px exceeds the limit of {settings.max_image_side} px"
-    if math.prod(shape) > settings.max_image_voxels:
-        return (
-            f"image has {math.prod(shape)} pixels/voxels; the limit is {settings.max_image_voxels}"
-        )
-    return None
-
-
-def _spool_base() -> str | None:
-    """Where uploads are spooled: ``$MEDLEARN_SPOOL``, else ``/dev/shm`` (memory: uploads
-    never reach a disk, and writing them costs no disk I/O), else the system temp folder."""
-    env = os.environ.get("MEDLEARN_SPOOL")
-    if env:
-        return env
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
-        return str(shm)
-    return None
-
-
-class _Scratch:
-    """A request's scratch files in the server's spool folder, removed by :meth:`cleanup`.
-
-    Files get a random token in their names, so requests never collide; a folder is made only
-    when one is needed (explanations, the CSV fallback), as creating and removing folders
-    costs milliseconds on some file systems.
-    """
-
-    def __init__(self, spool: Path) -> None:
-        self.spool = spool
-        self._token: str | None = None
-        self.files: list[Path] = []
-        self._dir: Path | None = None
-
-    @property
-    def token(self) -> str:
-        if self._token is None:  # drawn on first use: most requests never touch the spool
-            self._token = secrets.token_hex(8)
-        return self._token
-
-    def file(self, stem: str, suffix: str) -> Path:
-        p = self.spool / f"{stem}_{self.token}{suffix}"
-        self.files.append(p)
-        return p
-
-    def dir(self) -> Path:
-        if self._dir is None:
-            self._dir = self.spool / f"req_{self.token}"
-            self._dir.mkdir(mode=0o700)
-        return self._dir
-
-    @property
-    def has_dir(self) -> bool:
-        return self._dir is not None
-
-    @property
-    def used(self) -> bool:
-        return bool(self.files) or self._dir is not None
-
-    def cleanup(self) -> None:
-        for p in self.files:
-            with contextlib.suppress(OSError):
-                os.unlink(p)
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-
-
-def _decodes_in_memory(uploads: Sequence[tuple[str, bytes]], learner: Any) -> bool:
-    """Whether every upload is a format ``learner`` can decode from memory."""
-    if not hasattr(learner, "read_input_bytes"):
-        return False
-    return all(
-        (_safe_suffix(name) or _sniff_suffix(data)) in _MEMORY_SUFFIXES for name, data in uploads
-    )
-
-
-def _prepare_uploads(
-    uploads: Sequence[tuple[str, bytes]], scratch: _Scratch, learner: Any, settings: ServeSettings
-) -> tuple[list[dict[str, str]], dict[str, str], list[Any]]:
-    """Check the uploads' headers, then read them with the learner.
-
-    PNG/JPEG/TIFF uploads are decoded from memory when the learner has a
-    ``read_input_bytes`` hook (nothing touches the disk); otherwise every upload is spooled
-    to ``scratch`` and read with ``read_inputs``. Either way a record's id is
-    ``upload_<i><suffix>`` (or its spooled path), which the caller maps back to the client's
-    file name.
-
-    Returns ``(bad, names, records)``: every unusable file as ``{"input": "file[i]", "error"}``
-    (nothing is decoded when any file is bad), the record id → client file name map, and
-    the records.
-    """
-    in_memory = _decodes_in_memory(uploads, learner)
-    bad: list[dict[str, str]] = []
-    names: dict[str, str] = {}
-    sources: list[str] = []
-    items: list[tuple[str, bytes]] = []
-    for i, (filename, data) in enumerate(uploads):
-        label = f"file[{i}]"
-        suffix = _safe_suffix(filename) or _sniff_suffix(data)
-        if suffix is None:
-            bad.append({"input": label, "error": "unsupported file type"})
-            continue
-        name = f"upload_{i:03d}{suffix}"
-        if in_memory:
-            source = name
-            problem = _check_dimensions(None, suffix, settings, data)
-        else:
-            p = scratch.file(f"upload_{i:03d}", suffix)
-            p.write_bytes(data)
-            source = str(p)
-            problem = _check_dimensions(p, suffix, settings)
-        if problem:
-            bad.append({"input": label, "error": problem})
-            continue
-        names[source] = names[name] = filename or label
-        if not in_memory:
-            names[Path(source).name] = filename or label
-        sources.append(source)
-        items.append((name, data))
-    if bad or not sources:
-        return bad, names, []
-    if in_memory:
-        records, bad_inputs = learner.read_input_bytes(items)
-    else:
-        records, bad_inputs = learner.read_inputs(sources)
-    for b in bad_inputs:
-        src = Path(b.source).name
-        label = f"file[{int(src[7:10])}]" if src.startswith("upload_") else "file"
-        msg = b.message.replace(str(b.source), label).replace(src, label)
-        bad.append({"input": label, "error": msg})
-    return bad, names, records
-
-
-_DISPOSITION = re.compile(rb'form-data; name="([^"\\\r\n]*)"(?:; filename="([^"\\\r\n]*)")?')
-
-
-def _field_text(raw: bytes) -> str:
-    """A header parameter's bytes as text, as Starlette decodes it (UTF-8, else Latin-1)."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
-
-
-def _plain_parts(body: bytes, boundary: bytes) -> list[tuple[bytes, bytes | None, bytes]] | None:
-    """The parts of a plainly laid-out multipart body, or ``None`` to use the full parser.
-
-    "Plain" is what browsers, curl, httpx and requests send: the body opens with the
-    boundary line, every part has a ``Content-Disposition: form-data; name="..."[;
-    filename="..."]`` header without escapes, and the closing delimiter ends the body.
-    Anything else (preamble, odd spacing, quoted escapes, RFC 2231 names, broken framing)
-    returns ``None``, and python-multipart parses it (or refuses it) instead.
-    """
-    opening = b"--" + boundary + b"\r\n"
-    if not body.startswith(opening):
-        return None
-    delimiter = b"\r\n--" + boundary
-    pos, parts = len(opening), []
-    while True:
-        head_end = body.find(b"\r\n\r\n", pos)
-        if head_end < 0:
-            return None
-        disposition = None
-        for line in body[pos:head_end].split(b"\r\n"):
-            key, sep, value = line.partition(b":")
-            if not sep or key != key.strip():
-                return None
-            if key.lower() == b"content-disposition":
-                disposition = value.strip()
-        match = _DISPOSITION.fullmatch(disposition) if disposition is not None else None
-        if match is None:
-            return None
-        end = body.find(delimiter, head_end + 4)
-        if end < 0:
-            return None
-        parts.append((match[1], match[2], body[head_end + 4 : end]))
-        pos = end + len(delimiter)
-        if body[pos : pos + 2] == b"--":
-            return parts if body[pos + 2 :] in (b"", b"\r\n") else None
-        if body[pos : pos + 2] != b"\r\n":
-            return None
-        pos += 2
-
-
-class _MultipartFiles:
-    """The parts of a multipart body already in memory, with Starlette's form limits.
-
-    Plain bodies (:func:`_plain_parts`) are split directly; any other body goes through
-    python-multipart, the parser behind Starlette's ``request.form()``. Either way parts stay
-    ``bytes``: no temporary file per upload and no worker-thread hop to fill it.
-    """
-
-    def __init__(self, *, max_files: int, max_fields: int, max_part_size: int) -> None:
-        self.max_files, self.max_fields, self.max_part_size = max_files, max_fields, max_part_size
-        self.parts: list[tuple[str, str | None, bytes]] = []
-        self._files = self._fields = 0
-        self._header_name = self._header_value = b""
-        self._disposition = b""
-        self._data: list[bytes] = []
-
-    def parse(
-        self, body: bytes, content_type: str, *, plain: bool = True
-    ) -> list[tuple[str, str | None, bytes]]:
-        """``(field name, file name or None, bytes)`` per part. Raises ValueError if malformed.
-
-        ``plain=False`` always uses python-multipart (tests compare the two).
-        """
-        from python_multipart.multipart import parse_options_header
-
-        _, params = parse_options_header(content_type)
-        boundary = params.get(b"boundary")
-        if not boundary:
-            raise ValueError("Missing boundary in multipart.")
-        found = _plain_parts(body, boundary) if plain else None
-        if found is not None:
-            for name, filename, data in found:
-                self._add(name, filename, data)
-            return self.parts
-        self._parse_full(body, boundary)
-        return self.parts
-
-    def _parse_full(self, body: bytes, boundary: bytes) -> None:
-        from python_multipart import MultipartParser
-
-        callbacks = {
-            "on_part_begin": self._begin,
-            "on_part_data": self._part_data,
-            "on_part_end": self._end,
-            "on_header_field": self._header_field,
-            "on_header_value": self._header_val,
-            "on_header_end": self._header_end,
-        }
-        parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
-        try:
-            parser.write(body)
-            parser.finalize()
-        except ValueError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - python-multipart's FormParserError family
-            raise ValueError("Invalid multipart data.") from exc
-
-    def _add(self, name: bytes, filename: bytes | None, data: bytes) -> None:
-        if filename is not None:
-            self._files += 1
-            if self._files > self.max_files:
-                raise ValueError(f"Too many files. Maximum number of files is {self.max_files}.")
-        else:
-            self._fields += 1
-            if self._fields > self.max_fields:
-                raise ValueError(f"Too many fields. Maximum number of fields is {self.max_fields}.")
-            if len(data) > self.max_part_size:
-                raise ValueError(
-                    f"Part exceeded maximum size of {int(self.max_part_size / 1024)}KB."
-                )
-        text = None if filename is None else _field_text(filename)
-        self.parts.append((_field_text(name), text, data))
-
-    def _begin(self) -> None:
-        self._disposition, self._data = b"", []
-
-    def _header_field(self, data: bytes, start: int, end: int) -> None:
-        self._header_name += data[start:end]
-
-    def _header_val(self, data: bytes, start: int, end: int) -> None:
-        self._header_value += data[start:end]
-
-    def _header_end(self) -> None:
-        if self._header_name.lower() == b"content-disposition":
-            self._disposition = self._header_value
-        self._header_name = self._header_value = b""
-
-    def _part_data(self, data: bytes, start: int, end: int) -> None:
-        self._data.append(data[start:end])
-
-    def _end(self) -> None:
-        from python_multipart.multipart import parse_options_header
-
-        _, options = parse_options_header(self._disposition)
-        if b"name" not in options:
-            raise ValueError('The Content-Disposition header field "name" must be provided.')
-        self._add(options[b"name"], options.get(b"filename"), b"".join(self._data))
-
-
-def _records_from_rows(
-    learner: Any, rows: list[dict[str, Any]], scratch: _Scratch
-) -> tuple[list, list]:
-    """Feature dicts → records: the learner's ``records_from_rows`` hook, else a temp CSV."""
-    if hasattr(learner, "records_from_rows"):
-        return learner.records_from_rows(rows)
-    import pandas as pd
-
-    csv = scratch.dir() / "records.csv"
-    pd.DataFrame(rows).to_csv(csv, index=False)
-    return learner.read_inputs([str(csv)])
-
-
-_FORMAT = re.compile(r"^(json|fhir)$")
-_PATIENT = re.compile(r"^Patient/[A-Za-z0-9\-\.]{1,64}$")
-_TRUE = ("1", "true", "t", "yes", "y", "on")
-_FALSE = ("0", "false", "f", "no", "n", "off")
-
-
-def _predict_query(request: Request) -> tuple[str | None, bool, str, str | None]:
-    """``(version, explain, format, patient)`` from the predict query, validated.
-
-    Raises:
-        ApiError: 422 naming the parameter when a value is not allowed.
-    """
-    q = request.query_params
-    explain_text = q.get("explain")
-    if explain_text is None:
-        explain = False
-    elif explain_text.lower() in _TRUE:
-        explain = True
-    elif explain_text.lower() in _FALSE:
-        explain = False
-    else:
-        raise ApiError(422, "Query parameter 'explain' must be true or false.")
-    fmt = q.get("format", "json")
-    if not _FORMAT.fullmatch(fmt):
-        raise ApiError(422, "Query parameter 'format' must be 'json' or 'fhir'.")
-    patient = q.get("patient")
-    if patient is not None and not _PATIENT.fullmatch(patient):
-        raise ApiError(
-            422,
-            "Query parameter 'patient' must be a FHIR reference 'Patient/<id>' "
-            "(letters, digits, '-' and '.'; at most 64).",
-        )
-    return q.get("version"), explain, fmt, patient
 
 
 def _json_error(status: int, message: str, hint: str | None = None) -> JSONResponse:
@@ -932,6 +236,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.service = svc
+    pp = PredictPath(svc)
     bearer = HTTPBearer(auto_error=False, description="An API key from `medlearn keys create`.")
 
     # -- errors -----------------------------------------------------------------------------
@@ -1065,26 +370,6 @@ def create_app(settings: ServeSettings) -> FastAPI:
             )
         return {"models": out}
 
-    def _resolve(name: str, version: str | None, request: Request) -> LoadedModel:
-        ref = version
-        if "@" in name:
-            name, ref = name.split("@", 1)
-        info = svc.resolve(name, ref)
-        request.state.audit.update(model=info.name, version=info.version)
-        return svc.model(info)
-
-    async def _aresolve(name: str, version: str | None, request: Request) -> LoadedModel:
-        """:func:`_resolve` inline when cached and loaded, else in a worker thread."""
-        ref = version
-        base = name
-        if "@" in name:
-            base, ref = name.split("@", 1)
-        hit = svc.resolved(base, ref)
-        if hit is not None:
-            request.state.audit.update(model=hit.info.name, version=hit.info.version)
-            return hit
-        return await run_in_threadpool(_resolve, name, version, request)
-
     @app.get("/v1/models/{name}", tags=["models"], summary="A model version's card and schema")
     async def model_card(
         name: str,
@@ -1092,7 +377,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         version: str | None = Query(None, description="A version or alias (default production)"),
         _p: Principal = Depends(any_role),  # noqa: B008
     ) -> dict[str, Any]:
-        m = await run_in_threadpool(_resolve, name, version, request)
+        m = await run_in_threadpool(pp.resolve, name, version, request)
         man = m.manifest
         return {
             "name": m.info.name,
@@ -1112,214 +397,6 @@ def create_app(settings: ServeSettings) -> FastAPI:
             "created": man.get("created"),
         }
 
-    predict_body = {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            "file": {
-                                "type": "array",
-                                "items": {"type": "string", "format": "binary"},
-                                "description": "One or more images (PNG, JPEG, TIFF, DICOM, "
-                                "NIfTI); several files make a batch.",
-                            }
-                        },
-                        "required": ["file"],
-                    }
-                },
-                "application/json": {"schema": RecordsIn.model_json_schema()},
-            },
-        }
-    }
-
-    async def _read_uploads(
-        m: LoadedModel, request: Request, ctype: str, scratch: _Scratch
-    ) -> tuple[dict[str, str], list[Any]]:
-        """Multipart files → records (and the record id → client file name map)."""
-        body = await request.body()
-        try:
-            parts = _MultipartFiles(
-                max_files=settings.max_files,
-                max_fields=20,
-                max_part_size=settings.max_request_bytes,
-            ).parse(body, ctype)
-        except ValueError as exc:
-            raise ApiError(400, f"Malformed multipart body: {exc}") from None
-        uploads = [
-            (fname or "", data)
-            for field, fname, data in parts
-            if field == "file" and fname is not None
-        ]
-        if not uploads:
-            raise ApiError(
-                422,
-                "No file in the form field 'file'.",
-                hint="Send the image as multipart form field 'file' (curl -F file=@image.png).",
-            )
-        digest = hashlib.sha256()
-        for _, data in uploads:
-            digest.update(hashlib.sha256(data).digest())
-        request.state.audit["input_sha256"] = digest.hexdigest()
-        args = (uploads, scratch, m.learner, settings)
-        if sum(len(d) for _, d in uploads) <= _INLINE_BYTES and _decodes_in_memory(
-            uploads, m.learner
-        ):
-            bad, names, records = _prepare_uploads(*args)  # small images: no thread hop
-        else:  # spooling, header checks and decoding in one worker-thread hop
-            bad, names, records = await anyio.to_thread.run_sync(
-                _prepare_uploads, *args, limiter=svc.prep_limiter
-            )
-        if bad:
-            raise ApiError(
-                422,
-                f"{len(bad)} of {len(uploads)} file(s) could not be used.",
-                hint="Fix or drop the listed files and send the request again.",
-                details=bad,
-            )
-        return names, records
-
-    async def _read_records(m: LoadedModel, request: Request, scratch: _Scratch) -> list[Any]:
-        """A JSON ``{"records": [...]}`` body → records."""
-        try:
-            body = RecordsIn.model_validate_json(await request.body())
-        except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError
-            raise ApiError(
-                422,
-                "The body must be multipart with field 'file', or JSON "
-                '{"records": [{feature: value, ...}]}.',
-                details=str(exc)[:500],
-            ) from None
-        canon = json.dumps(body.records, sort_keys=True, separators=(",", ":"))
-        request.state.audit["input_sha256"] = hashlib.sha256(canon.encode()).hexdigest()
-        if (m.manifest.get("input") or {}).get("kind") == "image":
-            raise ApiError(
-                415,
-                f"Model {m.info.name!r} takes images, not JSON records.",
-                hint="Upload the image as multipart form field 'file'.",
-            )
-        if len(body.records) > settings.max_records:
-            raise ApiError(
-                413,
-                f"{len(body.records)} records exceed the limit of "
-                f"{settings.max_records} per request.",
-            )
-        records, bad_inputs = await run_in_threadpool(
-            _records_from_rows, m.learner, body.records, scratch
-        )
-        if bad_inputs:
-            raise ApiError(
-                422,
-                f"{len(bad_inputs)} record(s) could not be used.",
-                details=[{"input": b.source, "error": b.message} for b in bad_inputs],
-            )
-        return records
-
-    async def _predict_rows(
-        m: LoadedModel, request: Request, explain: bool
-    ) -> tuple[list[dict[str, Any]], list[Any]]:
-        ctype = request.headers.get("content-type", "")
-        scratch = _Scratch(svc.spool)
-        try:
-            names: dict[str, str] = {}
-            if ctype.startswith("multipart/form-data"):
-                names, records = await _read_uploads(m, request, ctype, scratch)
-            else:
-                records = await _read_records(m, request, scratch)
-            if explain:
-                rows = await run_in_threadpool(_explain_rows, m, records, scratch.dir())
-            else:
-                rows = await m.batcher.run(records)
-            for r in rows:
-                src = str(r.get("input", ""))
-                name = names.get(src)
-                r["input"] = name if name is not None else names.get(Path(src).name, src)
-        finally:
-            if scratch.has_dir:
-                await run_in_threadpool(scratch.cleanup)
-            elif scratch.used:
-                scratch.cleanup()  # unlinking a few spooled files
-        return rows, records
-
-    def _explain_rows(m: LoadedModel, records: list[Any], tmp: Path) -> list[dict[str, Any]]:
-        from medlearn.pipeline import predict_records
-
-        exp_dir, out_dir = tmp / "explain", tmp / "out"
-        with m.explain_lock:
-            rows = predict_records(
-                m.learner, m.manifest, records, explain_dir=exp_dir, output_dir=out_dir
-            )
-        svc.m_predictions.labels(m.info.name, m.info.version).inc(len(records))
-        svc.drift.observe(m.info.name, m.info.version, m.reference, [r["input"] for r in records])
-        for r in rows:
-            _inline_files(r, out_dir)
-            exp = r.get("explanation")
-            if isinstance(exp, str) and Path(exp).is_file():
-                r["explanation"] = {
-                    "method": (m.manifest.get("explain") or {}).get("method", "explanation"),
-                    "media_type": "image/png",
-                    "base64": base64.b64encode(Path(exp).read_bytes()).decode(),
-                }
-        return rows
-
-    def _finish(m: LoadedModel, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for r in rows:
-            r["model"] = {"name": m.info.name, "version": m.info.version}
-            unc = _uncertainty(r)
-            if unc is not None:
-                r["uncertainty"] = unc
-            if isinstance(r.get("probabilities"), dict):
-                r["calibration"] = _calibration_name(m.manifest)
-        return rows
-
-    def _shadow(m: LoadedModel, records: list[Any], rows: list[dict[str, Any]]) -> None:
-        if not settings.shadow:
-            return
-        cand = svc.aliases(m.info.name).get("shadow")
-        if not cand or cand == m.info.version:
-            return
-
-        def score() -> list[dict[str, Any]]:
-            cm = svc.model(svc.resolve(m.info.name, cand))
-            from medlearn.pipeline import predict_records
-
-            return predict_records(cm.learner, cm.manifest, records)
-
-        svc.shadow.submit(m.info.name, m.info.version, cand, score, rows)
-
-    predict_params = [
-        {
-            "name": "version",
-            "in": "query",
-            "required": False,
-            "description": "A version or alias (default production)",
-            "schema": {"type": "string"},
-        },
-        {
-            "name": "explain",
-            "in": "query",
-            "required": False,
-            "description": "Add the explanation (Grad-CAM PNG, SHAP)",
-            "schema": {"type": "boolean", "default": False},
-        },
-        {
-            "name": "format",
-            "in": "query",
-            "required": False,
-            "description": "json or fhir",
-            "schema": {"type": "string", "pattern": _FORMAT.pattern, "default": "json"},
-        },
-        {
-            "name": "patient",
-            "in": "query",
-            "required": False,
-            "description": "FHIR subject reference for format=fhir (never logged)",
-            "schema": {"type": "string", "pattern": _PATIENT.pattern},
-        },
-    ]
-
     # The hottest route takes its query and key by hand rather than through FastAPI
     # dependencies (a third of a millisecond per request); the schema above documents them.
     @app.post(
@@ -1327,8 +404,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         tags=["predict"],
         summary="Predict one or more inputs (images as multipart 'file', or JSON records)",
         openapi_extra={
-            **predict_body,
-            "parameters": predict_params,
+            **PREDICT_BODY,
+            "parameters": PREDICT_PARAMS,
             "security": [{"HTTPBearer": []}],
         },
         responses={
@@ -1360,11 +437,11 @@ def create_app(settings: ServeSettings) -> FastAPI:
     async def predict_response(name: str, request: Request) -> Response:
         authorize_header(request, ("clinician", "admin"))
         version, explain, format, patient = _predict_query(request)
-        m = await _aresolve(name, version, request)
-        rows, records = await _predict_rows(m, request, explain)
-        rows = _finish(m, rows)
+        m = await pp.aresolve(name, version, request)
+        rows, records = await pp.predict_rows(m, request, explain)
+        rows = pp.finish(m, rows)
         request.state.audit["summary"] = _summary(rows)
-        _shadow(m, records, rows)
+        pp.shadow(m, records, rows)
         if format == "fhir":
             from medlearn.serving.fhir import to_fhir
 
@@ -1408,7 +485,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
         if hook.get("hook") != "patient-view":
             raise ApiError(400, "Only the patient-view hook is supported.")
-        m = await run_in_threadpool(_resolve, service_id, None, request)
+        m = await run_in_threadpool(pp.resolve, service_id, None, request)
         if (m.manifest.get("input") or {}).get("kind", "image") == "image":
             raise ApiError(404, f"Model {service_id!r} takes images; it is not a CDS service.")
         prefetch = hook.get("prefetch") or {}
@@ -1434,7 +511,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
             await run_in_threadpool(scratch.cleanup)
         if bad or not records:
             raise ApiError(422, "The patient's data could not be used by the model.")
-        rows = _finish(m, await m.batcher.run(records))
+        rows = pp.finish(m, await m.batcher.run(records))
         request.state.audit["summary"] = _summary(rows)
         return {"cards": [card_for(rows[0], name=m.info.name, version=m.info.version)]}
 
@@ -1517,13 +594,6 @@ _PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-
-
-def _calibration_name(manifest: dict[str, Any]) -> str:
-    cal = manifest.get("calibration")
-    if isinstance(cal, dict):
-        return str(cal.get("method") or cal.get("name") or "calibrated")
-    return str(cal) if cal else "none"
 
 
 def _version() -> str:

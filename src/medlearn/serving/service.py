@@ -1,0 +1,297 @@
+"""What the routes share: the server settings, the loaded-model cache and the service object.
+
+:class:`Service` owns the database engine, model registry, API keys, audit log, drift and shadow
+monitors, Prometheus metrics and the loaded models (:class:`LoadedModel`, each with its
+micro-batcher). :class:`ApiError` is the error every route answers as JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import gc
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from medlearn.errors import MedlearnError
+from medlearn.serving.audit import AuditLog
+from medlearn.serving.auth import KeyStore
+from medlearn.serving.batching import MicroBatcher
+from medlearn.serving.monitor import DriftMonitor, ShadowRunner
+from medlearn.serving.store import ModelRegistry, VersionInfo, make_engine, migrate
+from medlearn.serving.uploads import _spool_base
+
+log = logging.getLogger("medlearn.serving")
+_LOOKUP_TTL = 2.0
+_SWITCH_INTERVAL = 0.0005  # seconds; see ServeSettings.tune_process
+
+
+@dataclass
+class ServeSettings:
+    """Server options (``medlearn serve`` flags map onto these).
+
+    Attributes:
+        db_url: the serving database URL (SQLite file or PostgreSQL).
+        auth: require API keys. ``False`` is for local development only and warns loudly.
+        max_request_bytes: larger request bodies are refused with 413.
+        max_files: most files in one multipart request (batch prediction).
+        max_records: most JSON records in one request.
+        max_image_side: largest accepted image side in pixels (checked before decoding).
+        max_image_voxels: largest accepted image size in pixels/voxels (all dimensions).
+        batch_max: most records per micro-batch.
+        batch_wait_ms: how long a micro-batch waits for more requests.
+        shadow: score requests with a model's ``shadow`` alias in the background.
+        preload: load every model's ``production`` version at startup.
+        tune_process: the process does nothing but serve (``medlearn serve`` sets it): after
+            loading models, move every object into the garbage collector's permanent
+            generation (otherwise a full collection of the ~600,000 objects torch and
+            friends create stalls every request for half a second now and then) and let
+            threads take turns on the GIL every 0.5 ms instead of 5 ms (the event loop
+            waits less for the model's thread). Leave it off in shared processes (tests,
+            notebooks).
+    """
+
+    db_url: str
+    auth: bool = True
+    max_request_bytes: int = 20 * 1024 * 1024
+    max_files: int = 64
+    max_records: int = 1000
+    max_image_side: int = 4096
+    max_image_voxels: int = 2**27
+    batch_max: int = 64
+    batch_wait_ms: float = 2.0
+    shadow: bool = True
+    preload: bool = True
+    tune_process: bool = False
+
+
+@dataclass
+class LoadedModel:
+    """A loaded model version and its batcher."""
+
+    info: VersionInfo
+    learner: Any
+    manifest: dict[str, Any]
+    reference: dict[str, Any] | None
+    batcher: MicroBatcher
+    explain_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class ApiError(Exception):
+    """An error answered as JSON ``{"error": {"code", "message", "hint", "details"}}``."""
+
+    def __init__(
+        self, status: int, message: str, *, hint: str | None = None, details: Any = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.hint, self.details = status, message, hint, details
+
+
+class Service:
+    """Everything the routes share: database, registry, keys, audit, models, monitors."""
+
+    def __init__(self, settings: ServeSettings) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.settings = settings
+        self.engine = make_engine(settings.db_url)
+        self.registry = ModelRegistry(self.engine)
+        self.keys = KeyStore(self.engine)
+        self.audit = AuditLog(self.engine)
+        self.drift = DriftMonitor(self.engine)
+        self.shadow = ShadowRunner(self.engine)
+        self.ready = False
+        self._models: dict[tuple[str, str], LoadedModel] = {}
+        self._load_lock = threading.Lock()
+        # Alias/version lookups are cached briefly so a prediction needs no database session;
+        # moves through this server clear the cache at once, moves from another process
+        # (``medlearn registry promote``) take effect within ``_LOOKUP_TTL`` seconds.
+        self._lookups: dict[tuple[str, str, str | None], tuple[float, Any]] = {}
+        # Request preparation (spool, header check, decode) runs in worker threads; a few
+        # are enough, and more only fight over the GIL with the model's batch thread.
+        self.prep_limiter = anyio.CapacityLimiter(4)
+        self.spool = Path(tempfile.mkdtemp(prefix="medlearn-spool-", dir=_spool_base()))
+        self.metrics = CollectorRegistry()
+        self.m_requests = Counter(
+            "medlearn_requests_total",
+            "Requests by endpoint and status.",
+            ["endpoint", "status"],
+            registry=self.metrics,
+        )
+        self.m_latency = Histogram(
+            "medlearn_request_latency_seconds",
+            "Request latency.",
+            ["endpoint"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.metrics,
+        )
+        self.m_predictions = Counter(
+            "medlearn_predictions_total",
+            "Predicted inputs by model version.",
+            ["model", "version"],
+            registry=self.metrics,
+        )
+        self.m_batch = Histogram(
+            "medlearn_batch_size",
+            "Records per micro-batch.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=self.metrics,
+        )
+        self.m_psi = Gauge(
+            "medlearn_input_drift_psi",
+            "Population stability index of live inputs vs the training reference.",
+            ["model", "version", "feature"],
+            registry=self.metrics,
+        )
+        self.m_ks = Gauge(
+            "medlearn_input_drift_ks",
+            "Kolmogorov-Smirnov statistic (binned) of live inputs vs the training reference.",
+            ["model", "version", "feature"],
+            registry=self.metrics,
+        )
+        self.m_shadow = Gauge(
+            "medlearn_shadow_agreement_ratio",
+            "Share of shadow-scored inputs where the candidate's label equals production's.",
+            registry=self.metrics,
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        migrate(self.engine)
+        self.audit.start()
+        if self.settings.preload:
+            for name in self.registry.names():
+                if "production" in self.registry.aliases(name):
+                    try:
+                        self.model(self.registry.resolve(name, "production"))
+                    except MedlearnError as exc:
+                        log.error("model %s could not be loaded: %s", name, exc.message)
+        if self.settings.tune_process:
+            sys.setswitchinterval(_SWITCH_INTERVAL)
+            gc.collect()
+            gc.freeze()
+        self.ready = True
+
+    def resolve(self, name: str, ref: str | None = None) -> VersionInfo:
+        """:meth:`ModelRegistry.resolve`, cached for ``_LOOKUP_TTL`` seconds."""
+        return self._cached(("resolve", name, ref), lambda: self.registry.resolve(name, ref))
+
+    def aliases(self, name: str) -> dict[str, str]:
+        """:meth:`ModelRegistry.aliases`, cached for ``_LOOKUP_TTL`` seconds."""
+        return self._cached(("aliases", name, None), lambda: self.registry.aliases(name))
+
+    def _cached(self, key: tuple[str, str, str | None], fn: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        hit = self._lookups.get(key)
+        if hit is not None and now - hit[0] < _LOOKUP_TTL:
+            return hit[1]
+        value = fn()
+        if len(self._lookups) > 10_000:
+            self._lookups.clear()
+        self._lookups[key] = (now, value)
+        return value
+
+    def resolved(self, name: str, ref: str | None) -> LoadedModel | None:
+        """The loaded model for a fresh cached lookup, without touching the database."""
+        hit = self._lookups.get(("resolve", name, ref))
+        if hit is None or time.monotonic() - hit[0] >= _LOOKUP_TTL:
+            return None
+        return self._models.get((hit[1].name, hit[1].version))
+
+    def forget_lookups(self) -> None:
+        """Drop cached alias/version lookups (after a registry change)."""
+        self._lookups.clear()
+
+    def stop(self) -> None:
+        self.ready = False
+        for m in list(self._models.values()):
+            m.batcher.close()
+        self.shadow.close()
+        self.drift.flush()
+        self.audit.stop()
+        self.engine.dispose()
+        shutil.rmtree(self.spool, ignore_errors=True)
+
+    # -- models -----------------------------------------------------------------------------
+    def model(self, info: VersionInfo) -> LoadedModel:
+        """The loaded model of a registered version (checksums verified on first load)."""
+        key = (info.name, info.version)
+        hit = self._models.get(key)
+        if hit is not None:
+            return hit
+        with self._load_lock:
+            hit = self._models.get(key)
+            if hit is not None:
+                return hit
+            from medlearn.pipeline import load_learner
+
+            root = self.registry.verified_bundle(info)
+            learner, manifest = load_learner(root)
+            reference = None
+            ref_name = manifest.get("drift_reference")
+            if ref_name and (root / ref_name).is_file():
+                reference = json.loads((root / ref_name).read_text())
+            loaded = LoadedModel(
+                info=info,
+                learner=learner,
+                manifest=manifest,
+                reference=reference,
+                batcher=MicroBatcher(
+                    self._batch_fn(info, learner, manifest, reference),
+                    max_batch=self.settings.batch_max,
+                    max_wait_ms=self.settings.batch_wait_ms,
+                    name=f"{info.name}-{info.version}",
+                ),
+            )
+            self._models[key] = loaded
+            if self.settings.tune_process:
+                gc.freeze()  # the new model's objects too (see ServeSettings.tune_process)
+            return loaded
+
+    def _batch_fn(
+        self, info: VersionInfo, learner: Any, manifest: dict[str, Any], reference: Any
+    ) -> Callable[[Sequence[Any]], list[dict[str, Any]]]:
+        from medlearn.pipeline import predict_records
+
+        # One output folder per model, reused by every batch (batches of a model run one at a
+        # time in its batcher thread); files written there are inlined and removed.
+        out = Path(tempfile.mkdtemp(prefix="medlearn-out-", dir=self.spool))
+
+        def fn(records: Sequence[Any]) -> list[dict[str, Any]]:
+            try:
+                rows = predict_records(learner, manifest, list(records), output_dir=out)
+                if any(out.iterdir()):
+                    rows = [_inline_files(r, out) for r in rows]
+            finally:
+                for child in list(out.iterdir()):
+                    if child.is_dir():
+                        shutil.rmtree(child, ignore_errors=True)
+                    else:
+                        child.unlink(missing_ok=True)
+            self.m_batch.observe(len(records))
+            self.m_predictions.labels(info.name, info.version).inc(len(records))
+            self.drift.observe(info.name, info.version, reference, [r["input"] for r in records])
+            return rows
+
+        return fn
+
+
+def _inline_files(row: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Replace paths of files written under ``out`` by their base64 content."""
+    for k, v in list(row.items()):
+        if isinstance(v, str) and v.startswith(str(out)) and Path(v).is_file():
+            row[k] = {
+                "filename": Path(v).name,
+                "base64": base64.b64encode(Path(v).read_bytes()).decode(),
+            }
+    return row
