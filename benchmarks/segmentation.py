@@ -15,6 +15,8 @@ Usage (from the repository root, MEDLEARN_DATA_DIR set)::
     python benchmarks/segmentation.py [--ref-seconds 240] [--threads 2]
         [--only isbi|phantom|throughput] [--skip-isbi] [--skip-phantom]
         [--set data.options.tta=flip ...]   # extra overrides of medlearn's ISBI run file
+        # e.g. --set data.options.channels_last=false --set data.options.val_every=1: the
+        # fit-overhead options off, to compare epochs per budget with the example's defaults
 
 ``--set`` changes medlearn's side only (for trying variants); the reference loop is fixed.
 
@@ -125,6 +127,8 @@ def _isbi(ref_seconds: float, threads: int, overrides: list[str] | None = None) 
             "fit_seconds": ours_fit,
             "wall_seconds_incl_eval_report": round(ours_wall, 1),
             "epochs": ours["training"]["epochs"],
+            "val_every": ours["training"].get("val_every"),
+            "memory_format": ours["training"].get("memory_format"),
             "predict_seconds_val_test": ours["timing"].get("predict_seconds"),
             "postprocessing": ours.get("postprocessing"),
             "overrides": overrides or [],
