@@ -21,13 +21,16 @@ def _umask() -> int:
 _UMASK = _umask()
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -> Path:
     """Write ``data`` to ``path`` so readers see the old file or the new one, never a part.
 
     The data goes to a temporary file in the same folder, is fsynced, and replaces ``path``
     with ``os.replace``; the folder is fsynced too, so a crash or SIGKILL at any point
     leaves either the previous file or the complete new one. The file gets the usual mode
     (0666 less the umask), not ``mkstemp``'s 0600.
+
+    ``durable=False`` skips both fsyncs: readers still never see a partial file, but a power
+    loss may lose the write. For caches, which are rebuilt when missing.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,12 +39,15 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), 0o666 & ~_UMASK)
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if not durable:
+        return path
     try:
         dir_fd = os.open(path.parent, os.O_RDONLY)
     except OSError:  # pragma: no cover - platforms without directory fds

@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 
+from medlearn._io import atomic_write_bytes
 from medlearn.errors import ConfigError, DataNotFoundError, DataValidationError
 from medlearn.molecules import _featurize
 from medlearn.molecules._dedupe import DUPLICATE_POLICIES, find_duplicates, merge_targets
 from medlearn.molecules._graph_cache import (
-    _atomic_write,
     _cache_root,
     clear_memory_cache,
     featurize,
@@ -640,7 +640,9 @@ def _save_parse_cache(path: Path, rows: list[_Row]) -> None:
     entries = [[r.canonical, r.scaffold, r.n_heavy, r.problem, list(r.changes)] for r in rows]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, json.dumps(entries, separators=(",", ":")).encode("utf-8"))
+        atomic_write_bytes(
+            path, json.dumps(entries, separators=(",", ":")).encode("utf-8"), durable=False
+        )
     except OSError as exc:
         log.warning("cannot write the parse cache %s (%s)", path.parent, type(exc).__name__)
 

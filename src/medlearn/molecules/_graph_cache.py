@@ -12,13 +12,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from medlearn._io import atomic_write_bytes
 from medlearn.catalog import CACHE_ENV  # medlearn's cache folder (default ~/.cache/medlearn)
 from medlearn.errors import DataValidationError
 from medlearn.molecules import _featurize
@@ -131,20 +131,7 @@ def _write_shard(path: Path, graphs: dict[str, MolGraph]) -> None:
     )
     head = json.dumps(header, separators=(",", ":")).encode("utf-8")
     blob = _MAGIC + len(head).to_bytes(8, "little") + head + zlib.compress(payload, _ZLIB_LEVEL)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, blob)
-
-
-def _atomic_write(path: Path, blob: bytes) -> None:
-    """Write ``blob`` to a temp file beside ``path``, then rename it (no fsync: a cache)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, blob, durable=False)  # a cache: rebuilt if lost
 
 
 def _compute_graphs(smiles: Sequence[str], positions: Sequence[int]) -> dict[str, MolGraph]:
