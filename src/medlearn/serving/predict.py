@@ -22,7 +22,14 @@ from fastapi import Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from medlearn.serving.service import ApiError, LoadedModel, ServeSettings, Service, _inline_files
+from medlearn.serving.service import (
+    ApiError,
+    LoadedModel,
+    ServeSettings,
+    Service,
+    _inline_files,
+    bad_records_error,
+)
 from medlearn.serving.uploads import (
     _INLINE_BYTES,
     _decodes_in_memory,
@@ -31,6 +38,10 @@ from medlearn.serving.uploads import (
     _records_from_rows,
     _Scratch,
 )
+
+
+class RawRows(list):
+    """JSON feature rows standing in for records that were made in the micro-batcher."""
 
 
 class RecordsIn(BaseModel):
@@ -238,8 +249,9 @@ class PredictPath:
             )
         return names, records
 
-    async def read_records(self, m: LoadedModel, request: Request, scratch: _Scratch) -> list[Any]:
-        """A JSON ``{"records": [...]}`` body → records."""
+    async def read_json(self, m: LoadedModel, request: Request) -> list[dict[str, Any]]:
+        """A JSON ``{"records": [...]}`` body, validated, hashed for the audit row and checked
+        against the model's input kind and the record limit."""
         try:
             body = RecordsIn.model_validate_json(await request.body())
         except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError
@@ -263,30 +275,43 @@ class PredictPath:
                 f"{len(body.records)} records exceed the limit of "
                 f"{self.settings.max_records} per request.",
             )
-        records, bad_inputs = await run_in_threadpool(
-            _records_from_rows, m.learner, body.records, scratch
-        )
+        return body.records
+
+    async def read_records(
+        self, m: LoadedModel, rows: list[dict[str, Any]], scratch: _Scratch
+    ) -> list[Any]:
+        """JSON rows → records (in a worker thread), or 422 listing every bad record."""
+        records, bad_inputs = await run_in_threadpool(_records_from_rows, m.learner, rows, scratch)
         if bad_inputs:
-            raise ApiError(
-                422,
-                f"{len(bad_inputs)} record(s) could not be used.",
-                details=[{"input": b.source, "error": b.message} for b in bad_inputs],
-            )
+            raise bad_records_error(bad_inputs)
         return records
 
     async def predict_rows(
         self, m: LoadedModel, request: Request, explain: bool
     ) -> tuple[list[dict[str, Any]], list[Any]]:
+        """Read the body, predict (or explain) and name each row's input as the client did.
+
+        JSON rows for a model whose batcher can prepare them are checked in the batcher,
+        together with the other requests of their micro-batch; the records returned for the
+        shadow model are then the raw rows (:class:`RawRows`).
+        """
         ctype = request.headers.get("content-type", "")
         scratch = _Scratch(self.svc.spool)
         try:
             names: dict[str, str] = {}
+            raw: list[dict[str, Any]] | None = None
             if ctype.startswith("multipart/form-data"):
                 names, records = await self.read_uploads(m, request, ctype, scratch)
             else:
-                records = await self.read_records(m, request, scratch)
+                rows_in = await self.read_json(m, request)
+                if explain or m.batcher.prepare is None:
+                    records = await self.read_records(m, rows_in, scratch)
+                else:
+                    raw, records = rows_in, RawRows(rows_in)
             if explain:
                 rows = await run_in_threadpool(self.explain_rows, m, records, scratch.dir())
+            elif raw is not None:
+                rows = await m.batcher.run(raw, raw=True)
             else:
                 rows = await m.batcher.run(records)
             for r in rows:
@@ -344,6 +369,15 @@ class PredictPath:
             cm = self.svc.model(self.svc.resolve(m.info.name, cand))
             from medlearn.pipeline import predict_records
 
-            return predict_records(cm.learner, cm.manifest, records)
+            recs = records
+            if isinstance(recs, RawRows):  # JSON rows checked in the batcher: check them here
+                scratch = _Scratch(self.svc.spool)
+                try:
+                    recs, bad = _records_from_rows(cm.learner, list(recs), scratch)
+                finally:
+                    scratch.cleanup()
+                if bad:
+                    raise bad_records_error(bad)
+            return predict_records(cm.learner, cm.manifest, recs)
 
         self.svc.shadow.submit(m.info.name, m.info.version, cand, score, rows)

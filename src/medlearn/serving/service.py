@@ -251,6 +251,7 @@ class Service:
                     max_batch=self.settings.batch_max,
                     max_wait_ms=self.settings.batch_wait_ms,
                     name=f"{info.name}-{info.version}",
+                    prepare=_rows_prepare_fn(learner),
                 ),
             )
             self._models[key] = loaded
@@ -284,6 +285,31 @@ class Service:
             return rows
 
         return fn
+
+
+def bad_records_error(bad: Sequence[Any]) -> ApiError:
+    """The 422 answer for JSON records that could not be used (every bad one listed)."""
+    return ApiError(
+        422,
+        f"{len(bad)} record(s) could not be used.",
+        details=[{"input": b.source, "error": b.message} for b in bad],
+    )
+
+
+def _rows_prepare_fn(learner: Any) -> Callable[[list[Sequence[Any]]], list[Any]] | None:
+    """The micro-batcher's ``prepare`` for learners that check JSON rows in groups: every
+    request's rows become records in one table check per batch (a request with a bad row gets
+    its own 422); ``None`` for other learners."""
+    if not hasattr(learner, "records_from_row_groups"):
+        return None
+
+    def prepare(groups: list[Sequence[Any]]) -> list[Any]:
+        out: list[Any] = []
+        for records, bad in learner.records_from_row_groups(groups):
+            out.append(bad_records_error(bad) if bad else records)
+        return out
+
+    return prepare
 
 
 def _inline_files(row: dict[str, Any], out: Path) -> dict[str, Any]:
