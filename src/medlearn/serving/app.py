@@ -34,6 +34,7 @@ from medlearn.serving.auth import Principal
 from medlearn.serving.predict import (
     PREDICT_BODY,
     PREDICT_PARAMS,
+    FastJSONResponse,
     PredictPath,
     _predict_query,
     _summary,
@@ -261,8 +262,13 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return JSONResponse({"error": body}, status_code=status)
 
     # -- middleware: size limit, audit, metrics ----------------------------------------------
+    # Outside FastAPI's own stack (error, telemetry and body-limit layers), so the direct
+    # predict route skips those layers; every other request still passes through them.
     direct: list[_DirectRoute] = []  # filled below, once the predict route exists
-    app.add_middleware(_AuditMiddleware, svc=svc, settings=settings, direct=direct)
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: _AuditMiddleware(  # type: ignore[method-assign]
+        build_stack(), svc=svc, settings=settings, direct=direct
+    )
 
     # -- auth -------------------------------------------------------------------------------
     def authorize(
@@ -455,7 +461,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
                 )
             )
             return JSONResponse(doc, media_type="application/fhir+json")
-        return JSONResponse(
+        return FastJSONResponse(
             {"model": {"name": m.info.name, "version": m.info.version}, "predictions": rows}
         )
 

@@ -18,7 +18,9 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import orjson
 from fastapi import Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -29,12 +31,16 @@ from medlearn.serving.service import (
     Service,
     _inline_files,
     bad_records_error,
+    bad_uploads_error,
 )
 from medlearn.serving.uploads import (
     _INLINE_BYTES,
+    UploadGroup,
     _decodes_in_memory,
     _MultipartFiles,
+    _plan_uploads,
     _prepare_uploads,
+    _read_planned,
     _records_from_rows,
     _Scratch,
 )
@@ -63,6 +69,18 @@ def _uncertainty(row: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+class FastJSONResponse(JSONResponse):
+    """:class:`JSONResponse` encoded with orjson (the prediction answers' hot path).
+
+    Same JSON as the json module gives for what predictions hold (str, numbers, bools,
+    None, lists and dicts, non-string dict keys written as strings); NumPy scalars and
+    arrays are written as numbers and lists.
+    """
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+
+
 def _summary(rows: Sequence[dict[str, Any]]) -> str:
     out = []
     for r in rows[:50]:
@@ -71,7 +89,8 @@ def _summary(rows: Sequence[dict[str, Any]]) -> str:
         if isinstance(probs, dict) and r.get("prediction") in probs:
             item["p"] = round(float(probs[r["prediction"]]), 3)
         out.append(item)
-    return json.dumps({"n": len(rows), "rows": out}, separators=(",", ":"), default=str)[:2000]
+    text = orjson.dumps({"n": len(rows), "rows": out}, default=str).decode()
+    return text[:2000]
 
 
 _FORMAT = re.compile(r"^(json|fhir)$")
@@ -204,9 +223,14 @@ class PredictPath:
         return await run_in_threadpool(self.resolve, name, version, request)
 
     async def read_uploads(
-        self, m: LoadedModel, request: Request, ctype: str, scratch: _Scratch
+        self, m: LoadedModel, request: Request, ctype: str, scratch: _Scratch, *, defer: bool
     ) -> tuple[dict[str, str], list[Any]]:
-        """Multipart files → records (and the record id → client file name map)."""
+        """Multipart files → records (and the record id → client file name map).
+
+        With ``defer``, small uploads the learner decodes from memory are only checked here
+        (type, header, size) and come back as an :class:`UploadGroup` for the micro-batcher
+        to decode in its thread, which keeps pixel decoding off the event loop.
+        """
         body = await request.body()
         try:
             parts = _MultipartFiles(
@@ -232,21 +256,22 @@ class PredictPath:
             digest.update(hashlib.sha256(data).digest())
         request.state.audit["input_sha256"] = digest.hexdigest()
         args = (uploads, scratch, m.learner, self.settings)
-        if sum(len(d) for _, d in uploads) <= _INLINE_BYTES and _decodes_in_memory(
+        inline = sum(len(d) for _, d in uploads) <= _INLINE_BYTES and _decodes_in_memory(
             uploads, m.learner
-        ):
+        )
+        if inline and defer and m.batcher.prepare is not None:
+            bad, names, _, items, _ = _plan_uploads(*args)  # headers only
+            if not bad:
+                return names, items  # decoded by the batcher (see Service's prepare)
+            records = []
+        elif inline:
             bad, names, records = _prepare_uploads(*args)  # small images: no thread hop
         else:  # spooling, header checks and decoding in one worker-thread hop
             bad, names, records = await anyio.to_thread.run_sync(
                 _prepare_uploads, *args, limiter=self.svc.prep_limiter
             )
         if bad:
-            raise ApiError(
-                422,
-                f"{len(bad)} of {len(uploads)} file(s) could not be used.",
-                hint="Fix or drop the listed files and send the request again.",
-                details=bad,
-            )
+            raise bad_uploads_error(bad, len(uploads))
         return names, records
 
     async def read_json(self, m: LoadedModel, request: Request) -> list[dict[str, Any]]:
@@ -299,12 +324,16 @@ class PredictPath:
         scratch = _Scratch(self.svc.spool)
         try:
             names: dict[str, str] = {}
-            raw: list[dict[str, Any]] | None = None
+            raw: list[Any] | None = None  # inputs the batcher turns into records
             if ctype.startswith("multipart/form-data"):
-                names, records = await self.read_uploads(m, request, ctype, scratch)
+                names, records = await self.read_uploads(
+                    m, request, ctype, scratch, defer=not explain
+                )
+                if isinstance(records, UploadGroup):
+                    raw = records
             else:
                 rows_in = await self.read_json(m, request)
-                if explain or m.batcher.prepare is None:
+                if explain or not hasattr(m.learner, "records_from_row_groups"):
                     records = await self.read_records(m, rows_in, scratch)
                 else:
                     raw, records = rows_in, RawRows(rows_in)
@@ -358,6 +387,24 @@ class PredictPath:
                 r["calibration"] = _calibration_name(m.manifest)
         return rows
 
+    def _records_for(self, cm: LoadedModel, records: list[Any]) -> list[Any]:
+        """Records for the shadow model ``cm`` when the batcher made the served model's."""
+        if isinstance(records, UploadGroup):
+            bad, recs = _read_planned(cm.learner, True, [], records)
+            if bad:
+                raise bad_uploads_error(bad, len(records))
+            return recs
+        if isinstance(records, RawRows):
+            scratch = _Scratch(self.svc.spool)
+            try:
+                recs, bad_rows = _records_from_rows(cm.learner, list(records), scratch)
+            finally:
+                scratch.cleanup()
+            if bad_rows:
+                raise bad_records_error(bad_rows)
+            return recs
+        return records
+
     def shadow(self, m: LoadedModel, records: list[Any], rows: list[dict[str, Any]]) -> None:
         if not self.settings.shadow:
             return
@@ -369,15 +416,6 @@ class PredictPath:
             cm = self.svc.model(self.svc.resolve(m.info.name, cand))
             from medlearn.pipeline import predict_records
 
-            recs = records
-            if isinstance(recs, RawRows):  # JSON rows checked in the batcher: check them here
-                scratch = _Scratch(self.svc.spool)
-                try:
-                    recs, bad = _records_from_rows(cm.learner, list(recs), scratch)
-                finally:
-                    scratch.cleanup()
-                if bad:
-                    raise bad_records_error(bad)
-            return predict_records(cm.learner, cm.manifest, recs)
+            return predict_records(cm.learner, cm.manifest, self._records_for(cm, records))
 
         self.svc.shadow.submit(m.info.name, m.info.version, cand, score, rows)

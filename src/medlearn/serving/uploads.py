@@ -33,9 +33,12 @@ _MEMORY_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 _INLINE_BYTES = 64 * 1024
 
 
+_LONGEST_FIRST = tuple(sorted(_IMAGE_SUFFIXES, key=len, reverse=True))
+
+
 def _safe_suffix(filename: str) -> str | None:
     low = (filename or "").lower()
-    for suf in sorted(_IMAGE_SUFFIXES, key=len, reverse=True):
+    for suf in _LONGEST_FIRST:
         if low.endswith(suf):
             return suf
     return None
@@ -171,26 +174,27 @@ def _decodes_in_memory(uploads: Sequence[tuple[str, bytes]], learner: Any) -> bo
     )
 
 
-def _prepare_uploads(
+class UploadGroup(list):
+    """One request's checked in-memory uploads as ``(record id, bytes)`` pairs, waiting to be
+    decoded (by the model's micro-batcher, see :func:`_read_planned`)."""
+
+
+def _plan_uploads(
     uploads: Sequence[tuple[str, bytes]], scratch: _Scratch, learner: Any, settings: ServeSettings
-) -> tuple[list[dict[str, str]], dict[str, str], list[Any]]:
-    """Check the uploads' headers, then read them with the learner.
+) -> tuple[list[dict[str, str]], dict[str, str], list[str], UploadGroup, bool]:
+    """Check the uploads' types and headers without decoding any pixel.
 
-    PNG/JPEG/TIFF uploads are decoded from memory when the learner has a
-    ``read_input_bytes`` hook (nothing touches the disk); otherwise every upload is spooled
-    to ``scratch`` and read with ``read_inputs``. Either way a record's id is
-    ``upload_<i><suffix>`` (or its spooled path), which the caller maps back to the client's
-    file name.
-
-    Returns ``(bad, names, records)``: every unusable file as ``{"input": "file[i]", "error"}``
-    (nothing is decoded when any file is bad), the record id → client file name map, and
-    the records.
+    Returns ``(bad, names, sources, items, in_memory)``: every unusable file as
+    ``{"input": "file[i]", "error"}``, the record id → client file name map, the sources
+    for ``read_inputs`` (spooled paths, or the record ids when in memory), the
+    ``(record id, bytes)`` pairs for ``read_input_bytes``, and whether the learner decodes
+    them from memory.
     """
     in_memory = _decodes_in_memory(uploads, learner)
     bad: list[dict[str, str]] = []
     names: dict[str, str] = {}
     sources: list[str] = []
-    items: list[tuple[str, bytes]] = []
+    items = UploadGroup()
     for i, (filename, data) in enumerate(uploads):
         label = f"file[{i}]"
         suffix = _safe_suffix(filename) or _sniff_suffix(data)
@@ -214,18 +218,58 @@ def _prepare_uploads(
             names[Path(source).name] = filename or label
         sources.append(source)
         items.append((name, data))
-    if bad or not sources:
-        return bad, names, []
+    return bad, names, sources, items, in_memory
+
+
+def _read_planned(
+    learner: Any, in_memory: bool, sources: Sequence[str], items: Sequence[tuple[str, bytes]]
+) -> tuple[list[dict[str, str]], list[Any]]:
+    """Read planned uploads with the learner: ``(bad, records)``, bad files named
+    ``file[i]`` as the client numbered them (never by their content)."""
     if in_memory:
         records, bad_inputs = learner.read_input_bytes(items)
     else:
         records, bad_inputs = learner.read_inputs(sources)
+    bad = []
     for b in bad_inputs:
         src = Path(b.source).name
         label = f"file[{int(src[7:10])}]" if src.startswith("upload_") else "file"
         msg = b.message.replace(str(b.source), label).replace(src, label)
         bad.append({"input": label, "error": msg})
+    return bad, records
+
+
+def _prepare_uploads(
+    uploads: Sequence[tuple[str, bytes]], scratch: _Scratch, learner: Any, settings: ServeSettings
+) -> tuple[list[dict[str, str]], dict[str, str], list[Any]]:
+    """Check the uploads' headers, then read them with the learner.
+
+    PNG/JPEG/TIFF uploads are decoded from memory when the learner has a
+    ``read_input_bytes`` hook (nothing touches the disk); otherwise every upload is spooled
+    to ``scratch`` and read with ``read_inputs``. Either way a record's id is
+    ``upload_<i><suffix>`` (or its spooled path), which the caller maps back to the client's
+    file name.
+
+    Returns ``(bad, names, records)``: every unusable file as ``{"input": "file[i]", "error"}``
+    (nothing is decoded when any file is bad), the record id → client file name map, and
+    the records.
+    """
+    bad, names, sources, items, in_memory = _plan_uploads(uploads, scratch, learner, settings)
+    if bad or not sources:
+        return bad, names, []
+    bad, records = _read_planned(learner, in_memory, sources, items)
     return bad, names, records
+
+
+#: ``multipart/form-data; boundary=...`` with an unquoted RFC 2046 boundary (what curl, httpx
+#: and browsers send); anything else goes to python-multipart's header parser.
+_PLAIN_CTYPE = re.compile(r"multipart/form-data; ?boundary=([0-9A-Za-z'()+_,\-./:=?]{1,70})")
+
+
+def _plain_boundary(content_type: str) -> bytes | None:
+    """The boundary of a plainly written multipart content type, else ``None``."""
+    match = _PLAIN_CTYPE.fullmatch(content_type)
+    return match[1].encode("latin-1") if match else None
 
 
 _DISPOSITION = re.compile(rb'form-data; name="([^"\\\r\n]*)"(?:; filename="([^"\\\r\n]*)")?')
@@ -302,10 +346,12 @@ class _MultipartFiles:
 
         ``plain=False`` always uses python-multipart (tests compare the two).
         """
-        from python_multipart.multipart import parse_options_header
+        boundary = _plain_boundary(content_type)
+        if boundary is None:
+            from python_multipart.multipart import parse_options_header
 
-        _, params = parse_options_header(content_type)
-        boundary = params.get(b"boundary")
+            _, params = parse_options_header(content_type)
+            boundary = params.get(b"boundary")
         if not boundary:
             raise ValueError("Missing boundary in multipart.")
         found = _plain_parts(body, boundary) if plain else None
