@@ -485,7 +485,7 @@ def check_rows(
         The converted feature frame (same index) and every problem found.
     """
     rows = list(row_numbers) if row_numbers is not None else list(range(1, len(frame) + 1))
-    out = pd.DataFrame(index=frame.index)
+    out: dict[str, pd.Series] = {}  # one frame built at the end (column inserts cost more)
     problems: list[RowProblem] = []
     for col in features:
         spec = schema[col]
@@ -530,7 +530,7 @@ def check_rows(
                     )
             out[col] = levels.astype(object)
     problems.sort(key=lambda p: (p.row, features.index(p.column)))
-    return out, problems
+    return pd.DataFrame(out, index=frame.index), problems
 
 
 def raise_problems(problems: Sequence[RowProblem], source: str) -> None:
