@@ -26,6 +26,15 @@ Options come from ``data.options`` (the reader's own keys are listed in
 ``warmup``          share of the budget spent warming up for ``lr_schedule: budget`` (0.05)
 ``intensity_jitter`` training-patch intensity augmentation ``s``: scale by U(1-s, 1+s), shift
                     by U(-s, s) (default 0)
+``elastic``         random elastic deformation of training patches (Ronneberger et al.
+                    2015; 2-D and 3-D): a magnitude in voxels (the standard deviation of
+                    the displacements of a coarse control grid, interpolated over the
+                    patch; image bilinear, labels nearest) or ``{magnitude, grid, prob}``
+                    (defaults 10, 3 control points per axis, probability 0.5); off by
+                    default
+``ema``             exponential moving average of the weights with this decay (0 = off,
+                    the default; e.g. 0.99), warmed up as ``min(ema, (1 + n) / (10 + n))``
+                    after ``n`` steps; validated and saved in place of the trained weights
 ``min_lesion_voxels`` drop predicted components smaller than this (default 0); ``auto``
                     chooses it on the validation split (best lesion F1)
 ``lesion_iou``      IoU for a predicted lesion to count as a detection (default 0.1)
@@ -43,6 +52,7 @@ Options come from ``data.options`` (the reader's own keys are listed in
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -60,6 +70,7 @@ from torch import nn
 
 from medlearn._io import atomic_write_json
 from medlearn.errors import CheckpointError, ConfigError, DataValidationError, NotFittedError
+from medlearn.imaging.segmentation._augment import _FixedPatches, _PatchDataset, elastic_settings
 from medlearn.registry import LEARNERS, MODELS
 from medlearn.training import BadInput, FitReport, fit_module
 
@@ -80,6 +91,8 @@ __all__ = [
 LEARNER_OPTIONS = (
     "cache_dir",
     "channels_last",
+    "elastic",
+    "ema",
     "fg_fraction",
     "intensity",
     "intensity_jitter",
@@ -170,102 +183,7 @@ class SegPreprocessor:
         return mask
 
 
-# --- training data -------------------------------------------------------------------------------
-
-
-def _pad_to(arr: np.ndarray, size: Sequence[int], spatial_from: int) -> np.ndarray:
-    pads = [(0, 0)] * spatial_from
-    for s, p in zip(arr.shape[spatial_from:], size, strict=True):
-        extra = max(0, p - s)
-        pads.append((extra // 2, extra - extra // 2))
-    if any(a or b for a, b in pads):
-        return np.pad(arr, pads, mode="constant")
-    return arr
-
-
-class _PatchDataset(torch.utils.data.Dataset):
-    """Random patches (foreground-oversampled) of cached cases; randomness from torch's global
-    RNG, which the shared trainer re-seeds per batch."""
-
-    def __init__(
-        self,
-        cases: Any,
-        patch: Sequence[int],
-        *,
-        per_image: int,
-        fg_fraction: float,
-        augment: bool,
-        intensity_jitter: float = 0.0,
-    ) -> None:
-        self.cases = cases
-        self.patch = list(patch)
-        self.per_image = per_image
-        self.fg_fraction = fg_fraction
-        self.augment = augment
-        self.intensity_jitter = intensity_jitter
-        self._fg: list[np.ndarray] = []
-        for i in range(len(cases)):
-            item = cases[i]
-            lbl = _pad_to(item["label"], self.patch, 0)
-            fg = np.argwhere(lbl > 0)
-            if len(fg) > 20000:
-                fg = fg[np.linspace(0, len(fg) - 1, 20000).astype(int)]
-            self._fg.append(fg)
-
-    def __len__(self) -> int:
-        return len(self.cases) * self.per_image
-
-    def _rand(self, high: int) -> int:
-        return int(torch.randint(0, max(1, high), (1,)).item())
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        k = i % len(self.cases)
-        item = self.cases[k]
-        img = _pad_to(item["image"], self.patch, 1)
-        lbl = _pad_to(item["label"], self.patch, 0)
-        shape = lbl.shape
-        fg = self._fg[k]
-        if len(fg) and torch.rand(()).item() < self.fg_fraction:
-            centre = fg[self._rand(len(fg))]
-            start = [
-                int(np.clip(c - p // 2 + self._rand(p // 2 + 1) - p // 4, 0, s - p))
-                for c, p, s in zip(centre, self.patch, shape, strict=True)
-            ]
-        else:
-            start = [self._rand(s - p + 1) for p, s in zip(self.patch, shape, strict=True)]
-        box = tuple(slice(a, a + p) for a, p in zip(start, self.patch, strict=True))
-        x = torch.from_numpy(np.ascontiguousarray(img[(slice(None), *box)]))
-        y = torch.from_numpy(np.ascontiguousarray(lbl[box]).astype(np.int64))[None]
-        if self.augment:
-            for d in range(len(self.patch)):
-                if torch.rand(()).item() < 0.5:
-                    x, y = x.flip(1 + d), y.flip(1 + d)
-            if len(self.patch) == 2 and self.patch[0] == self.patch[1]:
-                k90 = self._rand(4)
-                x, y = torch.rot90(x, k90, (1, 2)), torch.rot90(y, k90, (1, 2))
-            if self.intensity_jitter > 0:
-                a, b = (2 * torch.rand(2) - 1) * self.intensity_jitter
-                x = x * (1 + a) + b
-        return x.contiguous(), y.contiguous()
-
-
-class _FixedPatches(torch.utils.data.Dataset):
-    """Deterministic validation patches (seeded once)."""
-
-    def __init__(self, source: _PatchDataset, seed: int) -> None:
-        state = torch.random.get_rng_state()
-        torch.manual_seed(seed)
-        aug = source.augment
-        source.augment = False
-        self.items = [source[i] for i in range(len(source))]
-        source.augment = aug
-        torch.random.set_rng_state(state)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.items[i]
+# --- training (patch datasets and their augmentation live in ``_augment``) ----------------------
 
 
 def budget_lr_factor(progress: float, warmup: float) -> float:
@@ -323,6 +241,10 @@ class SegmentationModule(LightningModule):
             ``max_epochs``, or the one in which the trainer was told to stop, e.g. by its
             time limit).
         memory_format: of the network's weights and its inputs (see :func:`memory_format`).
+        ema: decay of an exponential moving average of the weights (0: none). It is updated
+            after every optimiser step with the warmed-up decay ``min(ema, (1 + n) / (10 + n))``
+            (``n`` earlier updates), validates in place of the trained weights and is saved in
+            checkpoints (:attr:`ema_net`); buffers (norm statistics) are copied.
     """
 
     def __init__(
@@ -338,9 +260,16 @@ class SegmentationModule(LightningModule):
         warmup: float = 0.05,
         val_every: int = 1,
         memory_format: torch.memory_format = torch.contiguous_format,
+        ema: float = 0.0,
     ) -> None:
         super().__init__()
         self.net = net.to(memory_format=memory_format)
+        self.ema = float(ema)
+        #: The averaged weights (``None`` without ``ema``); a submodule, so checkpoints hold it.
+        self.ema_net: nn.Module | None = None
+        if self.ema > 0:
+            self.ema_net = copy.deepcopy(self.net).requires_grad_(False)
+            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.int64))
         self.loss_fn = loss
         self.num_classes = num_classes
         self.lr = lr
@@ -358,6 +287,29 @@ class SegmentationModule(LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.contiguous(memory_format=self.memory_format))
 
+    def _evaluate(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the weights that are validated: the averaged ones under ``ema``."""
+        net = self.net if self.ema_net is None else self.ema_net
+        return net(x.contiguous(memory_format=self.memory_format))
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """Move the averaged weights towards the trained ones (after an optimiser step)."""
+        if self.ema_net is None:
+            return
+        n = int(self.ema_updates)
+        decay = min(self.ema, (1.0 + n) / (10.0 + n))
+        averaged = list(self.ema_net.parameters())
+        trained = list(self.net.parameters())
+        torch._foreach_lerp_(averaged, trained, 1.0 - decay)
+        for avg, cur in zip(self.ema_net.buffers(), self.net.buffers(), strict=True):
+            avg.copy_(cur)
+        self.ema_updates += 1
+
+    def final_state(self) -> dict[str, torch.Tensor]:
+        """The network weights a fit hands on: the averaged ones under ``ema``."""
+        return (self.net if self.ema_net is None else self.ema_net).state_dict()
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         x, y = batch
         loss = self.loss_fn(self(x), y)
@@ -373,8 +325,10 @@ class SegmentationModule(LightningModule):
             self._validate_this_epoch(last or (epoch + 1) % self.val_every == 0)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        # Runs after the callbacks' hooks (Lightning's Timer included), before the trainer
-        # decides whether to validate: a run told to stop validates its final epoch.
+        # Runs after the optimiser step and the callbacks' hooks (Lightning's Timer included),
+        # before the trainer decides whether to validate: a run told to stop validates its
+        # final epoch.
+        self.update_ema()
         trainer = self._trainer
         if trainer is not None and self.val_every > 1 and trainer.should_stop:
             self._validate_this_epoch(True)
@@ -396,7 +350,7 @@ class SegmentationModule(LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         x, y = batch
-        logits = self(x)
+        logits = self._evaluate(x)
         loss = self.loss_fn(logits, y)
         self._val_loss[0] += loss.double() * len(x)
         self._val_loss[1] += len(x)
@@ -500,6 +454,21 @@ def _channels_last(value: Any) -> bool | str:
     )
 
 
+def _ema_decay(value: Any) -> float:
+    """The ``ema`` option: 0 (off) or a decay in [0.5, 1)."""
+    try:
+        decay = float(value)
+    except (TypeError, ValueError):
+        decay = float("nan")
+    if isinstance(value, bool) or not (decay == 0.0 or 0.5 <= decay < 1.0):
+        raise ConfigError(
+            f"data.options.ema must be 0 (off) or a weight-averaging decay in [0.5, 1). "
+            f"Got {value!r}.",
+            hint="For example ema: 0.99 (averages over about the last 100 steps).",
+        )
+    return decay
+
+
 def _tta_mode(value: Any, spatial_dims: int) -> str:
     """Normalise a ``tta`` option: ``False``/``None`` → ``none``, ``True`` → ``flip``."""
     mode = {None: "none", False: "none", True: "flip"}.get(value, value)
@@ -599,6 +568,8 @@ class SegmentationLearner:
         self.warmup = _number(opts, "warmup", 0.05, low=0.0, high=0.5)
         self.val_every = _positive_int(opts, "val_every", 1)
         self.channels_last: bool | str = _channels_last(opts.get("channels_last", "auto"))
+        self.ema = _ema_decay(opts.get("ema", 0.0))
+        self.elastic = elastic_settings(opts.get("elastic"))
         thr = opts.get("threshold")
         if thr is not None and len(self.classes) != 2:
             raise ConfigError(
@@ -781,6 +752,7 @@ class SegmentationLearner:
             fg_fraction=self.fg_fraction,
             augment=True,
             intensity_jitter=self.intensity_jitter,
+            elastic=self.elastic,
         )
         val_ds = None
         if val:
@@ -805,6 +777,7 @@ class SegmentationLearner:
             warmup=self.warmup,
             val_every=self.val_every,
             memory_format=memory_format(self.spatial_dims, self.channels_last),
+            ema=self.ema,
         )
         t0 = time.perf_counter()
         outcome = fit_module(
@@ -825,6 +798,8 @@ class SegmentationLearner:
             num_threads=self.num_threads,
         )
         seconds = time.perf_counter() - t0
+        if module.ema_net is not None:
+            net.load_state_dict(module.final_state())
         net.eval()
         self.net_ = net
         return FitReport(
@@ -840,6 +815,8 @@ class SegmentationLearner:
                 "lr_schedule": self.lr_schedule,
                 "val_every": self.val_every,
                 "memory_format": str(module.memory_format).removeprefix("torch."),
+                "ema": self.ema,
+                "elastic": asdict(self.elastic) if self.elastic is not None else None,
             },
         )
 
