@@ -35,12 +35,9 @@ from medlearn.serving.service import (
 )
 from medlearn.serving.uploads import (
     _INLINE_BYTES,
-    UploadGroup,
     _decodes_in_memory,
     _MultipartFiles,
-    _plan_uploads,
     _prepare_uploads,
-    _read_planned,
     _records_from_rows,
     _Scratch,
 )
@@ -223,14 +220,9 @@ class PredictPath:
         return await run_in_threadpool(self.resolve, name, version, request)
 
     async def read_uploads(
-        self, m: LoadedModel, request: Request, ctype: str, scratch: _Scratch, *, defer: bool
+        self, m: LoadedModel, request: Request, ctype: str, scratch: _Scratch
     ) -> tuple[dict[str, str], list[Any]]:
-        """Multipart files → records (and the record id → client file name map).
-
-        With ``defer``, small uploads the learner decodes from memory are only checked here
-        (type, header, size) and come back as an :class:`UploadGroup` for the micro-batcher
-        to decode in its thread, which keeps pixel decoding off the event loop.
-        """
+        """Multipart files → records (and the record id → client file name map)."""
         body = await request.body()
         try:
             parts = _MultipartFiles(
@@ -256,15 +248,9 @@ class PredictPath:
             digest.update(hashlib.sha256(data).digest())
         request.state.audit["input_sha256"] = digest.hexdigest()
         args = (uploads, scratch, m.learner, self.settings)
-        inline = sum(len(d) for _, d in uploads) <= _INLINE_BYTES and _decodes_in_memory(
+        if sum(len(d) for _, d in uploads) <= _INLINE_BYTES and _decodes_in_memory(
             uploads, m.learner
-        )
-        if inline and defer and m.batcher.prepare is not None:
-            bad, names, _, items, _ = _plan_uploads(*args)  # headers only
-            if not bad:
-                return names, items  # decoded by the batcher (see Service's prepare)
-            records = []
-        elif inline:
+        ):
             bad, names, records = _prepare_uploads(*args)  # small images: no thread hop
         else:  # spooling, header checks and decoding in one worker-thread hop
             bad, names, records = await anyio.to_thread.run_sync(
@@ -324,13 +310,9 @@ class PredictPath:
         scratch = _Scratch(self.svc.spool)
         try:
             names: dict[str, str] = {}
-            raw: list[Any] | None = None  # inputs the batcher turns into records
+            raw: list[dict[str, Any]] | None = None  # JSON rows the batcher checks
             if ctype.startswith("multipart/form-data"):
-                names, records = await self.read_uploads(
-                    m, request, ctype, scratch, defer=not explain
-                )
-                if isinstance(records, UploadGroup):
-                    raw = records
+                names, records = await self.read_uploads(m, request, ctype, scratch)
             else:
                 rows_in = await self.read_json(m, request)
                 if explain or not hasattr(m.learner, "records_from_row_groups"):
@@ -389,11 +371,6 @@ class PredictPath:
 
     def _records_for(self, cm: LoadedModel, records: list[Any]) -> list[Any]:
         """Records for the shadow model ``cm`` when the batcher made the served model's."""
-        if isinstance(records, UploadGroup):
-            bad, recs = _read_planned(cm.learner, True, [], records)
-            if bad:
-                raise bad_uploads_error(bad, len(records))
-            return recs
         if isinstance(records, RawRows):
             scratch = _Scratch(self.svc.spool)
             try:

@@ -29,7 +29,7 @@ from medlearn.serving.auth import KeyStore
 from medlearn.serving.batching import MicroBatcher
 from medlearn.serving.monitor import DriftMonitor, ShadowRunner
 from medlearn.serving.store import ModelRegistry, VersionInfo, make_engine, migrate
-from medlearn.serving.uploads import UploadGroup, _read_planned, _spool_base
+from medlearn.serving.uploads import _spool_base
 
 log = logging.getLogger("medlearn.serving")
 _LOOKUP_TTL = 2.0
@@ -307,30 +307,18 @@ def bad_uploads_error(bad: list[dict[str, str]], n_files: int) -> ApiError:
 
 
 def _prepare_fn(learner: Any) -> Callable[[list[Sequence[Any]]], list[Any]] | None:
-    """The micro-batcher's ``prepare`` for raw request inputs, in the batcher's thread.
-
-    Checked uploads (:class:`~medlearn.serving.uploads.UploadGroup`) are decoded with the
-    learner's ``read_input_bytes``, off the event loop's thread. JSON rows are checked with
-    ``records_from_row_groups``: every request's rows in one table check per batch. A request
-    with a bad file or row gets its own 422. ``None`` for learners with neither hook.
-    """
-    if not (hasattr(learner, "records_from_row_groups") or hasattr(learner, "read_input_bytes")):
+    """The micro-batcher's ``prepare`` for learners that check JSON rows in groups
+    (``records_from_row_groups``): every request's rows become records in one table check
+    per batch, in the batcher's thread; a request with a bad row gets its own 422. ``None``
+    for other learners."""
+    if not hasattr(learner, "records_from_row_groups"):
         return None
 
     def prepare(groups: list[Sequence[Any]]) -> list[Any]:
-        out: list[Any] = [None] * len(groups)
-        row_groups = []
-        for i, group in enumerate(groups):
-            if isinstance(group, UploadGroup):
-                bad, records = _read_planned(learner, True, [], group)
-                out[i] = bad_uploads_error(bad, len(group)) if bad else records
-            else:
-                row_groups.append(i)
-        if row_groups:
-            results = learner.records_from_row_groups([groups[i] for i in row_groups])
-            for i, (records, bad) in zip(row_groups, results, strict=True):
-                out[i] = bad_records_error(bad) if bad else records
-        return out
+        return [
+            bad_records_error(bad) if bad else records
+            for records, bad in learner.records_from_row_groups(groups)
+        ]
 
     return prepare
 

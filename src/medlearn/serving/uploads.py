@@ -174,14 +174,9 @@ def _decodes_in_memory(uploads: Sequence[tuple[str, bytes]], learner: Any) -> bo
     )
 
 
-class UploadGroup(list):
-    """One request's checked in-memory uploads as ``(record id, bytes)`` pairs, waiting to be
-    decoded (by the model's micro-batcher, see :func:`_read_planned`)."""
-
-
 def _plan_uploads(
     uploads: Sequence[tuple[str, bytes]], scratch: _Scratch, learner: Any, settings: ServeSettings
-) -> tuple[list[dict[str, str]], dict[str, str], list[str], UploadGroup, bool]:
+) -> tuple[list[dict[str, str]], dict[str, str], list[str], list[tuple[str, bytes]], bool]:
     """Check the uploads' types and headers without decoding any pixel.
 
     Returns ``(bad, names, sources, items, in_memory)``: every unusable file as
@@ -194,7 +189,7 @@ def _plan_uploads(
     bad: list[dict[str, str]] = []
     names: dict[str, str] = {}
     sources: list[str] = []
-    items = UploadGroup()
+    items: list[tuple[str, bytes]] = []
     for i, (filename, data) in enumerate(uploads):
         label = f"file[{i}]"
         suffix = _safe_suffix(filename) or _sniff_suffix(data)

@@ -1,20 +1,17 @@
-"""Inputs made into records by the micro-batcher: the same answers as one request at a time.
+"""JSON rows checked per micro-batch: the same records and refusals as one request at a time.
 
 Covered: ``TabularLearner.records_from_row_groups`` equals reading each group from its own CSV
 file; the micro-batcher prepares all raw groups of a batch in one call, refuses only the group
 that failed and falls back to one group at a time when ``prepare`` itself breaks; concurrent
 JSON requests to a served tabular model share one table check, and a bad row refuses only its
-own request, numbered within that request; uploaded images are decoded in the batcher's thread
-(never on the event loop) with the same answers and refusals; the plain multipart boundary
-reader equals python-multipart's; the orjson answers equal the json module's.
+own request, numbered within that request; the plain multipart boundary reader equals
+python-multipart's; the orjson answers equal the json module's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,7 +20,6 @@ import pandas as pd
 import pytest
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
-from PIL import Image
 
 from medlearn.serving import KeyStore, ModelRegistry, ServeSettings, create_app, make_engine
 from medlearn.serving.audit import verify_chain
@@ -184,61 +180,6 @@ def test_concurrent_json_requests_share_one_table_check(
     assert max(group_calls) > 1  # concurrent requests were checked together
     rep = verify_chain(engine)
     assert rep.ok and rep.rows == len(bodies) + 1
-    engine.dispose()
-
-
-def _png(seed: int) -> bytes:
-    arr = np.clip(np.random.default_rng(seed).normal(100, 30, size=(16, 16)), 0, 255)
-    buf = io.BytesIO()
-    Image.fromarray(arr.astype(np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def test_uploads_are_decoded_in_the_batcher_thread_with_the_same_answers(
-    db_url: str, tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from medlearn.imaging.tasks import ImageClassifier
-
-    threads: list[str] = []
-    original = ImageClassifier.read_input_bytes
-
-    def spy(self, items):  # type: ignore[no-untyped-def]
-        threads.append(threading.current_thread().name)
-        return original(self, items)
-
-    monkeypatch.setattr(ImageClassifier, "read_input_bytes", spy)
-    engine = make_engine(db_url)
-    migrate(engine)
-    ModelRegistry(engine).push(tiny_bundle, name="cxr")
-    key = KeyStore(engine).create("clinician")[1]
-    good = [_png(i) for i in range(4)]
-    png = _png(9)
-    corrupt = png[:41] + bytes(len(png) - 53) + png[-12:]  # header intact, pixel data broken
-    uploads = [[("file", (f"img{i}.png", data, "image/png"))] for i, data in enumerate(good)]
-    uploads.append([("file", ("broken.png", corrupt, "image/png"))])
-    settings = ServeSettings(db_url=db_url, batch_wait_ms=400.0, shadow=False)
-    with TestClient(create_app(settings)) as client:
-        client.headers["Authorization"] = f"Bearer {key}"
-        with ThreadPoolExecutor(len(uploads)) as pool:
-            answers = list(
-                pool.map(lambda f: client.post("/v1/models/cxr/predict", files=f), uploads)
-            )
-        alone = client.post("/v1/models/cxr/predict", files=uploads[2])
-        explained = client.post("/v1/models/cxr/predict?explain=true", files=uploads[2])
-    for i, r in enumerate(answers[:4]):
-        assert r.status_code == 200, r.text
-        assert r.json()["predictions"][0]["input"] == f"img{i}.png"
-    assert answers[2].json()["predictions"] == alone.json()["predictions"]
-    assert explained.status_code == 200
-    p_alone = alone.json()["predictions"][0]["probabilities"]
-    assert explained.json()["predictions"][0]["probabilities"] == pytest.approx(p_alone)
-    bad = answers[4]
-    assert bad.status_code == 422, bad.text
-    assert bad.json()["error"]["message"] == "1 of 1 file(s) could not be used."
-    assert [d["input"] for d in bad.json()["error"]["details"]] == ["file[0]"]
-    batch_threads = [t for t in threads if t.startswith("medlearn-cxr")]
-    assert len(threads) == 7  # every request decoded exactly once
-    assert len(batch_threads) == 6  # 5 concurrent + 1 alone; the explained one is read inline
     engine.dispose()
 
 
