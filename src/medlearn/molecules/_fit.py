@@ -4,12 +4,15 @@ batches and the epoch loop with early stopping, checkpoints and resume (used by
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import io
 import json
 import logging
 import math
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -224,6 +227,54 @@ def _load_ckpt(path: Path) -> dict[str, Any]:
             f"{path}: cannot read the checkpoint ({type(exc).__name__}).",
             hint="Delete it to start this member afresh, or drop --resume.",
         ) from None
+
+
+#: glibc ``mallopt`` parameters: ``M_TRIM_THRESHOLD``, ``M_MMAP_THRESHOLD``.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+#: While a network trains: freed memory below 256 MiB at the heap top is kept, and blocks
+#: up to 32 MiB (glibc's own largest dynamic threshold) come from the heap, not from mmap.
+_KEEP = {_M_TRIM_THRESHOLD: 256 << 20, _M_MMAP_THRESHOLD: 32 << 20}
+#: glibc's documented defaults, set again afterwards.
+_GLIBC_DEFAULTS = {_M_TRIM_THRESHOLD: 128 << 10, _M_MMAP_THRESHOLD: 128 << 10}
+
+
+def _glibc() -> Any:
+    """The process's C library when it is glibc (``mallopt`` and ``malloc_trim``), else
+    ``None`` (other platforms, musl)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018 - present in glibc only
+        libc.mallopt, libc.malloc_trim  # noqa: B018
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+@contextlib.contextmanager
+def keep_freed_memory() -> Iterator[None]:
+    """Let glibc's allocator keep the memory of freed tensors while a network trains.
+
+    Every training step frees and reallocates the same few megabytes of activations and
+    gradients. With glibc's defaults these blocks are often returned to the kernel (mmap,
+    heap trimming) and faulted in, zero-filled, on the next step: about a thousand page
+    faults per step, a few percent of the fit time. Inside this context they are reused;
+    afterwards glibc's default thresholds are set again and the heap is trimmed. Computed
+    values are unaffected. A no-op where the C library is not glibc.
+    """
+    libc = _glibc()
+    if libc is None:
+        yield
+        return
+    for param, value in _KEEP.items():
+        libc.mallopt(param, value)
+    try:
+        yield
+    finally:
+        for param, value in _GLIBC_DEFAULTS.items():
+            libc.mallopt(param, value)
+        libc.malloc_trim(0)
 
 
 def _progress_bar(enabled: bool, total: int, desc: str) -> Any:

@@ -52,6 +52,7 @@ from medlearn.molecules._fit import (
     _sigmoid,
     _Split,
     _train_member,
+    keep_freed_memory,
     lr_at,
     masked_loss,
 )
@@ -575,18 +576,19 @@ class MoleculeLearner:
         for k, seed in enumerate(seeds):
             deadline = None if budget is None else t0 + budget * (k + 1) / len(seeds)
             net = self._new_net(n_extra)
-            outcome = _train_member(
-                self,
-                net,
-                k=k,
-                seed=seed,
-                tr=tr,
-                va=va,
-                y_scaler=(y_mean, y_std),
-                ckpt_dir=work_dir / "checkpoints" / f"member_{k}",
-                resume=resume,
-                deadline=deadline,
-            )
+            with keep_freed_memory():
+                outcome = _train_member(
+                    self,
+                    net,
+                    k=k,
+                    seed=seed,
+                    tr=tr,
+                    va=va,
+                    y_scaler=(y_mean, y_std),
+                    ckpt_dir=work_dir / "checkpoints" / f"member_{k}",
+                    resume=resume,
+                    deadline=deadline,
+                )
             self.nets_.append(net)
             epochs.append(outcome["epochs"])
             stopped.append(outcome["stopped_by"])

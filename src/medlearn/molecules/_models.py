@@ -26,9 +26,12 @@ prediction", as in Chemprop) keeps a hidden state per *directed* bond ``e = (u �
     a_v    = ReLU(W_o [x_v ‖ Σ_{e = (u → v)} h_e])  (atom states)
     z      = readout_v(a_v)                         (mean / sum / sum ÷ 100 per molecule)
 
-The sums are scatter-sums (``Tensor.index_add_``, the ``sum`` case of ``scatter_reduce``);
-the reverse of edge ``e`` is ``e ^ 1`` (see :mod:`medlearn.molecules._featurize`). No compiled
-extension is needed.
+The reverse of edge ``e`` is ``e ^ 1`` (see :mod:`medlearn.molecules._featurize`). The
+messages are computed as ``m_e = Σ_{(e, e') ∈ pairs} h_e'`` over the batch's precomputed
+message pairs (:meth:`~medlearn.molecules._featurize.GraphBatch.message_pairs`: the edges into
+``u`` other than the reverse edge), one gather and one scatter-add (``Tensor.index_add_``)
+whose backward is the same two operations transposed (:class:`PairSum`); atom sums are
+scatter-sums too. No compiled extension is needed.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medlearn.errors import ConfigError
-from medlearn.molecules._featurize import ATOM_DIM, BOND_DIM, GraphBatch
+from medlearn.molecules._featurize import ATOM_DIM, BOND_DIM, GraphBatch, message_pairs
 from medlearn.registry import MODELS
 
 __all__ = [
@@ -49,9 +52,11 @@ __all__ = [
     "DMPNNEncoder",
     "GINEncoder",
     "MoleculeNet",
+    "PairSum",
     "build_network",
     "directed_messages",
     "make_estimator",
+    "pair_messages",
     "readout",
     "reverse_edges",
     "scatter_sum",
@@ -163,6 +168,40 @@ def scatter_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tens
     return out.index_add_(0, index, src)
 
 
+class PairSum(torch.autograd.Function):
+    """``out[rows[i]] += src[cols[i]]`` for every pair ``i`` (a sparse 0/1 matrix times
+    ``src``), with the transposed operation as its backward.
+
+    Autograd's own backward of an indexing gather is a slow accumulating ``index_put``;
+    this one is one ``index_select`` and one ``index_add_`` each way.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, src: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, n_out: int
+    ) -> torch.Tensor:
+        ctx.save_for_backward(rows, cols)
+        ctx.n_in = src.shape[0]
+        out = src.new_zeros((n_out, *src.shape[1:]))
+        return out.index_add_(0, rows, src.index_select(0, cols))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None
+        rows, cols = ctx.saved_tensors
+        out = grad.new_zeros((ctx.n_in, *grad.shape[1:]))
+        return out.index_add_(0, cols, grad.index_select(0, rows)), None, None, None
+
+
+def pair_messages(h: torch.Tensor, pairs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """D-MPNN messages ``(E, H)`` from edge states ``h`` ``(E, H)`` and the batch's message
+    pairs (:meth:`~medlearn.molecules._featurize.GraphBatch.message_pairs`)."""
+    rows, cols = pairs
+    return PairSum.apply(h, rows, cols, h.shape[0])
+
+
 def directed_messages(h: torch.Tensor, edge_index: torch.Tensor, n_atoms: int) -> torch.Tensor:
     """D-MPNN messages: for every directed edge ``u → v``, the sum of the states of the edges
     into ``u`` except the reverse edge ``v → u``.
@@ -175,8 +214,16 @@ def directed_messages(h: torch.Tensor, edge_index: torch.Tensor, n_atoms: int) -
     Returns:
         ``(E, H)`` messages ``m_e = Σ_{e' into src(e)} h_e' − h_{rev(e)}``.
     """
-    incoming = scatter_sum(h, edge_index[1], n_atoms)  # (n_atoms, H): Σ over edges into v
-    return incoming[edge_index[0]] - reverse_edges(h)
+    return pair_messages(h, _pairs_of(edge_index, n_atoms))
+
+
+def _pairs_of(edge_index: torch.Tensor, n_atoms: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`~medlearn.molecules._featurize.message_pairs` of ``edge_index`` as tensors on
+    its device."""
+    rows, cols = message_pairs(edge_index.detach().cpu().numpy(), n_atoms)
+    return torch.from_numpy(rows).to(edge_index.device), torch.from_numpy(cols).to(
+        edge_index.device
+    )
 
 
 def reverse_edges(h: torch.Tensor) -> torch.Tensor:
@@ -240,25 +287,45 @@ class DMPNNEncoder(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def atom_states(
-        self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor
+        self,
+        x: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_attr: torch.Tensor,
+        pairs: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Atom hidden states ``(N_atoms, hidden)``."""
+        """Atom hidden states ``(N_atoms, hidden)``.
+
+        Args:
+            x: ``(N_atoms, atom_dim)`` atom features.
+            edge_index: ``(2, E)`` directed edges (reverse of ``e`` is ``e ^ 1``).
+            edge_attr: ``(E, bond_dim)`` bond features.
+            pairs: the message pairs of ``edge_index``
+                (:meth:`~medlearn.molecules._featurize.GraphBatch.message_pairs`); computed
+                here when ``None``.
+        """
         n_atoms = x.shape[0]
+        if pairs is None:
+            pairs = _pairs_of(edge_index, n_atoms)
+        src, dst = edge_index[0], edge_index[1]
         # W_i [x_src ‖ b] = (x W_ix)[src] + b W_ib: the atom part is computed once per atom
-        # rather than once per edge (the same function, about half the work).
-        w_x, w_b = self.W_i.weight.split([x.shape[1], edge_attr.shape[1]], dim=1)
-        h_in = F.linear(x, w_x)[edge_index[0]] + F.linear(edge_attr, w_b)  # (E, H)
+        # rather than once per edge (the same function, about half the work); the sum is
+        # one addmm. W_o [x ‖ m] = x W_ox + m W_om likewise, so that no gradient is computed
+        # for the (constant) atom features.
+        w_ix, w_ib = self.W_i.weight.split([x.shape[1], edge_attr.shape[1]], dim=1)
+        h_in = torch.addmm(F.linear(x, w_ix).index_select(0, src), edge_attr, w_ib.t())  # (E, H)
         h = torch.relu(h_in)
         for _ in range(self.depth - 1):
-            m = directed_messages(h, edge_index, n_atoms)
-            h = self.drop(torch.relu(h_in + self.W_h(m)))
-        m_atom = scatter_sum(h, edge_index[1], n_atoms)  # atoms without bonds get zeros
-        return self.drop(torch.relu(self.W_o(torch.cat([x, m_atom], dim=1))))
+            m = pair_messages(h, pairs)
+            h = self.drop(torch.relu(torch.addmm(h_in, m, self.W_h.weight.t())))
+        m_atom = scatter_sum(h, dst, n_atoms)  # atoms without bonds get zeros
+        w_ox, w_om = self.W_o.weight.split([x.shape[1], h.shape[1]], dim=1)
+        a = torch.addmm(F.linear(x, w_ox, self.W_o.bias), m_atom, w_om.t())
+        return self.drop(torch.relu(a))
 
     def forward(self, batch: GraphBatch, x: torch.Tensor | None = None) -> torch.Tensor:
         """Molecule vectors ``(B, hidden)``; ``x`` replaces the batch's atom features."""
         x = batch.x if x is None else x
-        a = self.atom_states(x, batch.edge_index, batch.edge_attr)
+        a = self.atom_states(x, batch.edge_index, batch.edge_attr, batch.message_pairs())
         return readout(a, batch.batch, batch.num_graphs, self.aggregation)  # type: ignore[arg-type]
 
 

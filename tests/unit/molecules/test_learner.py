@@ -558,3 +558,29 @@ def test_read_inputs_reports_bad_smiles(fitted_carbons):
     assert [r["input"] for r in recs] == ["CCO", "Oc1ccccc1"]
     assert len(bad) == 1
     assert lrn.predict_logits(recs).shape == (2, 1)
+
+
+def test_keep_freed_memory_restores_glibc_defaults_even_on_error(monkeypatch):
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, param, value):
+            calls.append(("mallopt", param, value))
+            return 1
+
+        def malloc_trim(self, pad):
+            calls.append(("trim", pad))
+            return 1
+
+    monkeypatch.setattr(fit_mod, "_glibc", lambda: FakeLibc())
+    with pytest.raises(RuntimeError, match="boom"), fit_mod.keep_freed_memory():
+        assert ("mallopt", -1, 256 << 20) in calls and ("mallopt", -3, 32 << 20) in calls
+        raise RuntimeError("boom")
+    assert calls[-3:] == [("mallopt", -1, 128 << 10), ("mallopt", -3, 128 << 10), ("trim", 0)]
+
+
+def test_keep_freed_memory_is_a_no_op_without_glibc(monkeypatch):
+    monkeypatch.setattr(fit_mod, "_glibc", lambda: None)
+    with fit_mod.keep_freed_memory():
+        value = torch.ones(3).sum().item()
+    assert value == 3.0

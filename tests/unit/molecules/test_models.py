@@ -168,3 +168,93 @@ def test_fingerprint_estimators_per_task_type():
         make_estimator(hgb, task_type="classification"), HistGradientBoostingClassifier
     )
     assert isinstance(make_estimator(hgb, task_type="regression"), HistGradientBoostingRegressor)
+
+
+def _reference_dmpnn_atom_states(enc: DMPNNEncoder, x, edge_index, edge_attr):
+    """The D-MPNN of the module docstring written out plainly (per-edge concatenation,
+    messages as "all edges into u minus the reverse edge", W_o on the concatenation)."""
+    src, dst = edge_index
+    n = x.shape[0]
+    h_in = enc.W_i(torch.cat([x[src], edge_attr], dim=1))
+    h = torch.relu(h_in)
+    for _ in range(enc.depth - 1):
+        incoming = torch.zeros(n, h.shape[1]).index_add(0, dst, h)
+        m = incoming[src] - h[torch.arange(h.shape[0]) ^ 1]
+        h = torch.relu(h_in + enc.W_h(m))
+    m_atom = torch.zeros(n, h.shape[1]).index_add(0, dst, h)
+    return torch.relu(enc.W_o(torch.cat([x, m_atom], dim=1)))
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 5])
+def test_dmpnn_encoder_matches_the_plain_formula_values_and_gradients(depth):
+    torch.manual_seed(0)
+    enc = DMPNNEncoder(hidden=24, depth=depth)
+    b = collate(_graphs(SMILES + ["C", "[Na+].[Cl-]", "OC(=O)c1ccccc1C#N"]))
+    x = b.x.clone().requires_grad_(True)  # integrated gradients differentiate by x
+    got = enc.atom_states(x, b.edge_index, b.edge_attr, b.message_pairs())
+    x_ref = b.x.clone().requires_grad_(True)
+    want = _reference_dmpnn_atom_states(enc, x_ref, b.edge_index, b.edge_attr)
+    assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
+    weights = torch.randn(want.shape, generator=torch.Generator().manual_seed(1))
+    params = [x, *enc.parameters()]
+    grads = torch.autograd.grad((got * weights).sum(), params, allow_unused=True)
+    ref_params = [x_ref, *enc.parameters()]
+    ref_grads = torch.autograd.grad((want * weights).sum(), ref_params, allow_unused=True)
+    for g, r in zip(grads, ref_grads, strict=True):
+        assert (g is None) == (r is None)  # W_h is unused at depth 1
+        assert g is None or torch.allclose(g, r, atol=1e-5, rtol=1e-4)
+
+
+def test_message_pairs_of_a_batch_are_cached_and_match_the_edge_index():
+    b = collate(_graphs())
+    rows, cols = b.message_pairs()
+    assert b.message_pairs()[0] is rows  # computed once per batch
+    src, dst = b.edge_index
+    assert torch.all(dst[cols] == src[rows])  # every pair feeds an edge into u ...
+    assert torch.all(cols != (rows ^ 1))  # ... other than the reverse edge
+    assert torch.all(rows[1:] >= rows[:-1])
+    # every (edge into u, edge out of u) combination except reverses is present
+    expected = sum(int((dst == u).sum()) * (int((dst == u).sum()) - 1) for u in range(b.x.shape[0]))
+    assert len(rows) == expected
+
+
+@pytest.mark.parametrize(
+    "smiles",
+    [
+        "CCO",
+        "C",
+        "[Na+].[Cl-]",
+        "C[C@H](N)C(=O)O",  # chirality
+        r"F/C=C/F",  # bond stereo
+        "c1ccc2[nH]ccc2c1",  # aromatic rings
+        "[NH4+]",
+        "O=S(=O)([O-])c1ccccc1",
+        "[Fe+3]",
+        "C[Si](C)(C)O[Se]",
+        "[CH2]C",  # a radical
+        "F[P-](F)(F)(F)(F)F",  # degree 6 ("other" degree slot), SP3D2
+        "[O-2]",
+        "[13CH4]",
+        "[H][H]",
+    ],
+)
+def test_mol_to_graph_rows_are_the_per_atom_and_per_bond_features(smiles):
+    from rdkit import Chem
+
+    from medlearn.molecules._featurize import atom_features, bond_features
+
+    mol = Chem.MolFromSmiles(smiles)
+    g = mol_to_graph(mol)
+    want_x = np.asarray([atom_features(a) for a in mol.GetAtoms()], dtype=np.float32)
+    np.testing.assert_array_equal(g.x, want_x.reshape(-1, g.x.shape[1]))
+    assert g.x.dtype == np.float32 and g.edge_attr.dtype == np.float32
+    assert g.edge_index.dtype == np.int64
+    src, dst, attr = [], [], []
+    for bond in mol.GetBonds():
+        u, v = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
+        src += [u, v]
+        dst += [v, u]
+        attr += [bond_features(bond)] * 2
+    assert g.edge_index.tolist() == [src, dst]
+    want_attr = np.asarray(attr, dtype=np.float32).reshape(-1, g.edge_attr.shape[1])
+    np.testing.assert_array_equal(g.edge_attr, want_attr)
