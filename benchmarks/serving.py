@@ -322,10 +322,29 @@ def start_server(db: str, port: int, threads: int, wait_ms: float) -> subprocess
     raise SystemExit("server did not become ready in 180 s")
 
 
+def _descendants(pid: int) -> list[int]:
+    """``pid``'s child processes, recursively (Linux /proc), e.g. the server's model process."""
+    out: list[int] = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            kids = [int(k) for k in children.read_text().split()]
+        except OSError:
+            continue
+        for kid in kids:
+            out += [kid, *_descendants(kid)]
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process and its live child processes (Linux /proc), in s."""
+    total = 0.0
+    for p in (pid, *_descendants(pid)):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def audit_rows(db_file: Path) -> int:

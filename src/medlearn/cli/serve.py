@@ -25,6 +25,12 @@ def serve_cmd(
         2.0, "--batch-wait-ms", help="How long a micro-batch waits for more requests."
     ),
     threads: int = typer.Option(0, "--threads", help="torch threads (0: all cores)."),
+    model_process: bool = typer.Option(
+        True,
+        "--model-process/--no-model-process",
+        help="Predict each model's micro-batches in a child process of its own (the forward "
+        "pass does not share Python's interpreter lock with the web server).",
+    ),
 ) -> None:
     """Serve registered models: prediction API, FHIR, CDS Hooks, web page, /metrics.
 
@@ -54,5 +60,6 @@ def serve_cmd(
         batch_max=batch_max,
         batch_wait_ms=batch_wait_ms,
         tune_process=True,
+        model_process=model_process,
     )
     uvicorn.run(create_app(settings), host=host, port=port, access_log=False, log_level="warning")

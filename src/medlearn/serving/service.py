@@ -59,6 +59,10 @@ class ServeSettings:
             threads take turns on the GIL every 0.5 ms instead of 5 ms (the event loop
             waits less for the model's thread). Leave it off in shared processes (tests,
             notebooks).
+        model_process: predict each model's micro-batches in a child process of its own
+            (:class:`~medlearn.serving.model_process.ModelProcess`), so the forward pass does
+            not share the interpreter lock with the event loop (``medlearn serve`` sets it;
+            explanations, shadow scoring and CDS Hooks still use the in-process model).
     """
 
     db_url: str
@@ -73,6 +77,7 @@ class ServeSettings:
     shadow: bool = True
     preload: bool = True
     tune_process: bool = False
+    model_process: bool = False
 
 
 @dataclass
@@ -85,6 +90,7 @@ class LoadedModel:
     reference: dict[str, Any] | None
     batcher: MicroBatcher
     explain_lock: threading.Lock = field(default_factory=threading.Lock)
+    process: Any = None  #: the model's ModelProcess with ``model_process``, else None
 
 
 class ApiError(Exception):
@@ -216,6 +222,8 @@ class Service:
         self.ready = False
         for m in list(self._models.values()):
             m.batcher.close()
+            if m.process is not None:
+                m.process.close()
         self.shadow.close()
         self.drift.flush()
         self.audit.stop()
@@ -236,6 +244,13 @@ class Service:
             from medlearn.pipeline import load_learner
 
             root = self.registry.verified_bundle(info)
+            process = None
+            if self.settings.model_process:
+                import torch
+
+                from medlearn.serving.model_process import ModelProcess
+
+                process = ModelProcess(root, threads=torch.get_num_threads())
             learner, manifest = load_learner(root)
             reference = None
             ref_name = manifest.get("drift_reference")
@@ -247,12 +262,13 @@ class Service:
                 manifest=manifest,
                 reference=reference,
                 batcher=MicroBatcher(
-                    self._batch_fn(info, learner, manifest, reference),
+                    self._batch_fn(info, learner, manifest, reference, process),
                     max_batch=self.settings.batch_max,
                     max_wait_ms=self.settings.batch_wait_ms,
                     name=f"{info.name}-{info.version}",
                     prepare=_prepare_fn(learner),
                 ),
+                process=process,
             )
             self._models[key] = loaded
             if self.settings.tune_process:
@@ -260,7 +276,12 @@ class Service:
             return loaded
 
     def _batch_fn(
-        self, info: VersionInfo, learner: Any, manifest: dict[str, Any], reference: Any
+        self,
+        info: VersionInfo,
+        learner: Any,
+        manifest: dict[str, Any],
+        reference: Any,
+        process: Any = None,
     ) -> Callable[[Sequence[Any]], list[dict[str, Any]]]:
         from medlearn.pipeline import predict_records
 
@@ -270,7 +291,10 @@ class Service:
 
         def fn(records: Sequence[Any]) -> list[dict[str, Any]]:
             try:
-                rows = predict_records(learner, manifest, list(records), output_dir=out)
+                if process is not None:
+                    rows = process.predict(records, out)
+                else:
+                    rows = predict_records(learner, manifest, list(records), output_dir=out)
                 if any(out.iterdir()):
                     rows = [_inline_files(r, out) for r in rows]
             finally:

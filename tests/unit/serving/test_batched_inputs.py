@@ -224,3 +224,43 @@ def test_fast_json_answers_equal_the_json_module() -> None:
     assert fast == slow
     arr = {"p": np.float32(0.5), "v": np.arange(3)}
     assert json.loads(FastJSONResponse(arr).body) == {"p": 0.5, "v": [0, 1, 2]}
+
+
+def test_model_process_gives_the_same_predictions_and_stops_with_the_server(
+    db_url: str, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    import io as _io
+
+    import numpy as _np
+    from PIL import Image as _Image
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    ModelRegistry(engine).push(tiny_bundle, name="cxr")
+    key = KeyStore(engine).create("clinician")[1]
+    pngs = []
+    for seed in range(3):
+        arr = _np.random.default_rng(seed).integers(0, 255, size=(16, 16), dtype=_np.uint8)
+        buf = _io.BytesIO()
+        _Image.fromarray(arr).save(buf, format="PNG")
+        pngs.append(buf.getvalue())
+    files = [("file", (f"img{i}.png", p, "image/png")) for i, p in enumerate(pngs)]
+    answers = {}
+    for flag in (False, True):
+        settings = ServeSettings(db_url=db_url, batch_wait_ms=1.0, model_process=flag)
+        app = create_app(settings)
+        with TestClient(app) as client:
+            client.headers["Authorization"] = f"Bearer {key}"
+            r = client.post("/v1/models/cxr/predict", files=files)
+            assert r.status_code == 200, r.text
+            answers[flag] = r.json()["predictions"]
+            loaded = list(app.state.service._models.values())
+            assert [m.process is not None for m in loaded] == [flag]
+            proc = loaded[0].process
+        if proc is not None:
+            assert not proc._proc.is_alive()  # stopped with the server
+    assert [p["input"] for p in answers[True]] == ["img0.png", "img1.png", "img2.png"]
+    for a, b in zip(answers[False], answers[True], strict=True):
+        assert a["prediction"] == b["prediction"]
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)
+    engine.dispose()
