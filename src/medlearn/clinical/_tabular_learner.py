@@ -773,7 +773,6 @@ class TabularLearner:
         Returns:
             One ``(records, bad inputs)`` pair per group, in order.
         """
-        from medlearn.data import make_record
 
         self._check_fitted()
         results: list[tuple[list[Record], list[BadInput]]] = []
@@ -793,52 +792,51 @@ class TabularLearner:
         if not cells:
             return results
         frame = pd.DataFrame(cells, columns=list(self.features), dtype=object)
-        converted, problems = check_rows(frame, self.schema, self.features)
-        by_row: dict[int, list[RowProblem]] = {}
-        for p in problems:
-            by_row.setdefault(p.row - 1, []).append(p)  # p.row is 1-based in the joint table
-        columns = {f: converted[f].tolist() for f in self.features}
-        for g, start, end in spans:
-            records, bad = results[g]
-            for pos in range(start, end):
-                row_no = pos - start + 1
-                rid = f"{name}:row{row_no}"
-                if pos in by_row:
-                    msg = "; ".join(f"column {p.column!r} {p.problem}" for p in by_row[pos])
-                    bad.append(BadInput(rid, f"{name} row {row_no}: {msg}."))
-                    continue
-                values = {f: _plain(columns[f][pos]) for f in self.features}
-                records.append(make_record(rid, values, None, meta={"row": row_no}))
+        built = self._checked_records(frame, [(start, end) for _, start, end in spans], name)
+        for (g, _, _), got in zip(spans, built, strict=True):
+            results[g] = got
         return results
 
     def _records_from_frame(
         self, frame: pd.DataFrame, label: str, source: str
     ) -> tuple[list[Record], list[BadInput]]:
         """Check a raw table (cells as text or ``None``) and build one record per good row."""
-        from medlearn.data import make_record
 
         missing = [f for f in self.features if f not in frame.columns]
         if missing:
             return [], [
                 BadInput(source, f"{label}: missing feature column(s) {', '.join(missing[:10])}.")
             ]
+        return self._checked_records(frame, [(0, len(frame))], label)[0]
+
+    def _checked_records(
+        self, frame: pd.DataFrame, spans: Sequence[tuple[int, int]], label: str
+    ) -> list[tuple[list[Record], list[BadInput]]]:
+        """Check ``frame``'s feature cells once; then, per ``(start, end)`` span of its rows,
+        the records of the good rows and the bad inputs (ids ``<label>:row<N>``, N counted
+        from 1 within the span)."""
+        from medlearn.data import make_record
+
         converted, problems = check_rows(frame, self.schema, self.features)
         by_row: dict[int, list[RowProblem]] = {}
         for p in problems:
-            by_row.setdefault(p.row, []).append(p)
+            by_row.setdefault(p.row - 1, []).append(p)  # p.row is 1-based in the frame
         columns = {f: converted[f].tolist() for f in self.features}
-        records: list[Record] = []
-        bad: list[BadInput] = []
-        for pos in range(len(frame)):
-            row_no = pos + 1
-            rid = f"{label}:row{row_no}"
-            if row_no in by_row:
-                msg = "; ".join(f"column {p.column!r} {p.problem}" for p in by_row[row_no])
-                bad.append(BadInput(rid, f"{label} row {row_no}: {msg}."))
-                continue
-            values = {f: _plain(columns[f][pos]) for f in self.features}
-            records.append(make_record(rid, values, None, meta={"row": row_no}))
-        return records, bad
+        out: list[tuple[list[Record], list[BadInput]]] = []
+        for start, end in spans:
+            records: list[Record] = []
+            bad: list[BadInput] = []
+            for pos in range(start, end):
+                row_no = pos - start + 1
+                rid = f"{label}:row{row_no}"
+                if pos in by_row:
+                    msg = "; ".join(f"column {p.column!r} {p.problem}" for p in by_row[pos])
+                    bad.append(BadInput(rid, f"{label} row {row_no}: {msg}."))
+                    continue
+                values = {f: _plain(columns[f][pos]) for f in self.features}
+                records.append(make_record(rid, values, None, meta={"row": row_no}))
+            out.append((records, bad))
+        return out
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, directory: Path) -> dict[str, Any]:

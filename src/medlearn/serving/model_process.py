@@ -6,14 +6,16 @@ about twice as slow as in a process of its own. :class:`ModelProcess` loads the 
 bundle in a spawned child and answers ``predict_records`` calls over a pipe, one batch at a
 time (the micro-batcher's thread is the only caller).
 
-Exceptions raised in the child come back as the same exception when they can be pickled
-(medlearn's own errors can), else as a :class:`RuntimeError` naming the type and message.
+Exceptions raised in the child come back as plain data (type name, message, hint): medlearn's
+own errors are raised again as the same class in the parent (so a bad input still answers 422),
+anything else as a :class:`RuntimeError` naming the type. The pipe carries records and rows
+between the server and its own child only; nothing is read from a file but the bundle, by the
+same safe loader the server uses.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
-import pickle
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,12 +55,23 @@ def _serve(root: str, conn: Any, threads: int) -> None:
             conn.send(("ok", rows))
 
 
-def _portable(exc: BaseException) -> BaseException:
-    try:
-        pickle.loads(pickle.dumps(exc))
-    except Exception:  # noqa: BLE001 - not picklable: keep its type name and message
-        return RuntimeError(f"{type(exc).__name__} in the model process: {exc}")
-    return exc
+def _portable(exc: BaseException) -> tuple[str, str, str | None]:
+    """An exception as ``(type name, message, hint)``."""
+    return type(exc).__name__, str(getattr(exc, "message", exc)), getattr(exc, "hint", None)
+
+
+def _rebuild(error: tuple[str, str, str | None]) -> BaseException:
+    """The parent's exception for a child's :func:`_portable` error."""
+    from medlearn import errors
+
+    name, message, hint = error
+    cls = getattr(errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, errors.MedlearnError):
+        try:
+            return cls(message, hint=hint)
+        except TypeError:  # a subclass with another signature
+            return errors.MedlearnError(message, hint=hint)
+    return RuntimeError(f"{name} in the model process: {message}")
 
 
 class ModelProcess:
@@ -88,7 +101,7 @@ class ModelProcess:
         status, payload = self._conn.recv()
         if status != "ready":
             self.close()
-            raise payload
+            raise _rebuild(payload)
 
     @property
     def pid(self) -> int | None:
@@ -103,7 +116,7 @@ class ModelProcess:
             except (EOFError, OSError, BrokenPipeError) as exc:
                 raise RuntimeError("the model process has stopped") from exc
         if status != "ok":
-            raise payload
+            raise _rebuild(payload)
         return payload
 
     def close(self) -> None:

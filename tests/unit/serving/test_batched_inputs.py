@@ -264,3 +264,14 @@ def test_model_process_gives_the_same_predictions_and_stops_with_the_server(
         assert a["prediction"] == b["prediction"]
         assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)
     engine.dispose()
+
+
+def test_model_process_errors_come_back_as_the_same_medlearn_error() -> None:
+    from medlearn.errors import DataValidationError
+    from medlearn.serving.model_process import _portable, _rebuild
+
+    again = _rebuild(_portable(DataValidationError("x.png: empty", hint="Remove it.")))
+    assert isinstance(again, DataValidationError)
+    assert (again.message, again.hint) == ("x.png: empty", "Remove it.")
+    other = _rebuild(_portable(ValueError("boom")))
+    assert isinstance(other, RuntimeError) and "ValueError" in str(other) and "boom" in str(other)
