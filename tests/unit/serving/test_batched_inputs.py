@@ -4,13 +4,15 @@ Covered: ``TabularLearner.records_from_row_groups`` equals reading each group fr
 file; the micro-batcher prepares all raw groups of a batch in one call, refuses only the group
 that failed and falls back to one group at a time when ``prepare`` itself breaks; concurrent
 JSON requests to a served tabular model share one table check, and a bad row refuses only its
-own request, numbered within that request; the plain multipart boundary reader equals
-python-multipart's; the orjson answers equal the json module's.
+own request, numbered within that request; the model process gives the same predictions, stops
+with the server and hands errors back as their class; the plain multipart boundary reader
+equals python-multipart's; the orjson answers equal the json module's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +22,7 @@ import pandas as pd
 import pytest
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from medlearn.serving import KeyStore, ModelRegistry, ServeSettings, create_app, make_engine
 from medlearn.serving.audit import verify_chain
@@ -229,20 +232,15 @@ def test_fast_json_answers_equal_the_json_module() -> None:
 def test_model_process_gives_the_same_predictions_and_stops_with_the_server(
     db_url: str, tiny_bundle: Path, tmp_path: Path
 ) -> None:
-    import io as _io
-
-    import numpy as _np
-    from PIL import Image as _Image
-
     engine = make_engine(db_url)
     migrate(engine)
     ModelRegistry(engine).push(tiny_bundle, name="cxr")
     key = KeyStore(engine).create("clinician")[1]
     pngs = []
     for seed in range(3):
-        arr = _np.random.default_rng(seed).integers(0, 255, size=(16, 16), dtype=_np.uint8)
-        buf = _io.BytesIO()
-        _Image.fromarray(arr).save(buf, format="PNG")
+        arr = np.random.default_rng(seed).integers(0, 255, size=(16, 16), dtype=np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="PNG")
         pngs.append(buf.getvalue())
     files = [("file", (f"img{i}.png", p, "image/png")) for i, p in enumerate(pngs)]
     answers = {}
