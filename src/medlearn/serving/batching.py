@@ -21,17 +21,23 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import functools
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["MicroBatcher", "Waiter", "settle"]
+__all__ = ["GroupsFn", "MicroBatcher", "Waiter", "answer_groups", "settle"]
 
 PredictFn = Callable[[Sequence[Any]], list[dict[str, Any]]]
 #: Raw input groups → per group, its records or the exception its request gets.
 PrepareFn = Callable[[list[Sequence[Any]]], list["Sequence[Any] | BaseException"]]
+#: A batch's requests as ``(records or raw inputs, raw)`` → per request, its rows or the
+#: exception that request gets.
+GroupsFn = Callable[
+    [list[tuple[Sequence[Any], bool]]], list["list[dict[str, Any]] | BaseException"]
+]
 #: What a worker thread resolves: a concurrent future, or an asyncio future with its loop.
 Waiter = cf.Future | tuple[asyncio.AbstractEventLoop, asyncio.Future]
 
@@ -84,19 +90,30 @@ class MicroBatcher:
         name: thread name (for debugging).
         prepare: raw input groups → records (see the module docstring); needed for
             ``run(..., raw=True)``.
+        groups_fn: answers a whole batch instead of :func:`answer_groups` with ``fn`` and
+            ``prepare``: ``(records or raw inputs, raw)`` per request → per request, its rows
+            or the exception it gets (e.g. a model process that prepares and predicts the
+            batch in one round trip). It then also takes raw inputs.
     """
 
     def __init__(
         self,
-        fn: PredictFn,
+        fn: PredictFn | None,
         *,
         max_batch: int = 64,
         max_wait_ms: float = 2.0,
         name: str = "batch",
         prepare: PrepareFn | None = None,
+        groups_fn: GroupsFn | None = None,
     ) -> None:
+        self.takes_raw = prepare is not None or groups_fn is not None
+        if groups_fn is None:
+            if fn is None:
+                raise ValueError("MicroBatcher needs fn or groups_fn")
+            groups_fn = functools.partial(answer_groups, fn=fn, prepare=prepare)
         self.fn = fn
         self.prepare = prepare
+        self.groups_fn = groups_fn
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self._queue: queue.Queue[_Item | None] = queue.Queue()
@@ -127,7 +144,7 @@ class MicroBatcher:
         """
         if not records:
             return []
-        if raw and self.prepare is None:
+        if raw and not self.takes_raw:
             raise ValueError("this batcher has no prepare function for raw inputs")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[list[dict[str, Any]]] = loop.create_future()
@@ -163,72 +180,102 @@ class MicroBatcher:
             if stop:
                 return
 
-    def _prepared(self, batch: list[_Item]) -> list[tuple[Sequence[Any], Waiter]]:
-        """Records for every request of ``batch`` (raw groups prepared in one call); requests
-        whose preparation failed are answered here and left out."""
-        raw = [i for i, item in enumerate(batch) if item[2]]
-        if not raw:
-            return [(recs, waiter) for recs, waiter, _ in batch]
-        assert self.prepare is not None
-        groups = [batch[i][0] for i in raw]
-        try:
-            prepared = list(self.prepare(groups))
-            if len(prepared) != len(groups):
-                raise RuntimeError(f"prepare returned {len(prepared)} groups for {len(groups)}")
-        except Exception:  # noqa: BLE001 - prepare each group alone to find the culprit
-            prepared = [self._prepare_one(g) for g in groups]
-        by_index = dict(zip(raw, prepared, strict=True))
-        ready, failed = [], []
-        for i, (recs, waiter, is_raw) in enumerate(batch):
-            got = by_index[i] if is_raw else recs
-            if isinstance(got, BaseException):
-                failed.append((waiter, None, got))
-            else:
-                ready.append((got, waiter))
-        if failed:
-            settle(failed)
-        return ready
-
-    def _prepare_one(self, group: Sequence[Any]) -> Sequence[Any] | BaseException:
-        assert self.prepare is not None
-        try:
-            (got,) = self.prepare([group])
-            return got
-        except Exception as exc:  # noqa: BLE001 - handed to the waiting request
-            return exc
-
     def _process(self, items: list[_Item]) -> None:
-        batch = self._prepared(items)
-        records = [r for recs, _ in batch for r in recs]
-        if not records:  # nothing left to predict (or raw rows that prepared to no records)
-            settle([(waiter, [], None) for _, waiter in batch])
-            return
+        groups = [(recs, raw) for recs, _, raw in items]
         try:
-            rows = self.fn(records)
-            if len(rows) != len(records):
-                raise RuntimeError(f"batch function returned {len(rows)} rows for {len(records)}")
-        except Exception as exc:  # noqa: BLE001 - isolate the failing request below
-            if len(batch) == 1:
-                settle([(batch[0][1], None, exc)])
-                return
-            settle([self._one(item) for item in batch])
-            return
-        self.batches += 1
-        self.items += len(records)
-        outcomes = []
-        start = 0
-        for recs, waiter in batch:
-            outcomes.append((waiter, rows[start : start + len(recs)], None))
-            start += len(recs)
-        settle(outcomes)
+            outcomes = self.groups_fn(groups)
+            if len(outcomes) != len(groups):
+                raise RuntimeError(f"the batch answered {len(outcomes)} of {len(groups)} requests")
+        except Exception as exc:  # noqa: BLE001 - e.g. the model process stopped
+            outcomes = [exc] * len(groups)
+        n = sum(len(o) for o in outcomes if not isinstance(o, BaseException))
+        if n:
+            self.batches += 1
+            self.items += n
+        settle(
+            [
+                (waiter, None, got) if isinstance(got, BaseException) else (waiter, got, None)
+                for (_, waiter, _), got in zip(items, outcomes, strict=True)
+            ]
+        )
 
-    def _one(
-        self, item: tuple[Sequence[Any], Waiter]
-    ) -> tuple[Waiter, list[dict[str, Any]] | None, BaseException | None]:
-        recs, waiter = item
-        if not recs:
-            return waiter, [], None
-        try:
-            return waiter, self.fn(recs), None
-        except Exception as exc:  # noqa: BLE001 - handed to the waiting request
-            return waiter, None, exc
+
+def answer_groups(
+    groups: Sequence[tuple[Sequence[Any], bool]],
+    fn: PredictFn,
+    prepare: PrepareFn | None = None,
+) -> list[list[dict[str, Any]] | BaseException]:
+    """Answer a micro-batch's requests: per request, its rows or the exception it gets.
+
+    Raw groups are turned into records by one ``prepare`` call (each group alone if that
+    call fails, to find the culprit); then every record of the batch is predicted by one
+    ``fn`` call, and if that fails, each request's records alone, so that one bad request
+    never fails its neighbours.
+
+    Args:
+        groups: ``(records, raw)`` per request; raw groups hold inputs for ``prepare``.
+        fn: the batch function (records → one row per record, in order).
+        prepare: raw groups → per group, records or an exception.
+    """
+    ready: list[Sequence[Any] | BaseException] = [recs for recs, _ in groups]
+    raw = [i for i, (_, is_raw) in enumerate(groups) if is_raw]
+    if raw:
+        if prepare is None:
+            for i in raw:
+                ready[i] = ValueError("this model has no prepare function for raw inputs")
+        else:
+            for i, got in zip(raw, _prepare_all(prepare, [groups[i][0] for i in raw]), strict=True):
+                ready[i] = got
+    out: list[list[dict[str, Any]] | BaseException] = [
+        got if isinstance(got, BaseException) else [] for got in ready
+    ]
+    live = [i for i, got in enumerate(ready) if not isinstance(got, BaseException) and len(got)]
+    records = [r for i in live for r in ready[i]]  # type: ignore[union-attr]
+    if not records:
+        return out
+    try:
+        rows = fn(records)
+        if len(rows) != len(records):
+            raise RuntimeError(f"batch function returned {len(rows)} rows for {len(records)}")
+    except Exception as exc:  # noqa: BLE001 - isolate the failing request below
+        if len(live) == 1:
+            out[live[0]] = exc
+            return out
+        for i in live:
+            out[i] = _call(fn, ready[i])  # type: ignore[arg-type]
+        return out
+    start = 0
+    for i in live:
+        n = len(ready[i])  # type: ignore[arg-type]
+        out[i] = rows[start : start + n]
+        start += n
+    return out
+
+
+def _prepare_all(
+    prepare: PrepareFn, groups: list[Sequence[Any]]
+) -> list[Sequence[Any] | BaseException]:
+    try:
+        prepared = list(prepare(groups))
+        if len(prepared) != len(groups):
+            raise RuntimeError(f"prepare returned {len(prepared)} groups for {len(groups)}")
+        return prepared
+    except Exception:  # noqa: BLE001 - prepare each group alone to find the culprit
+        out: list[Sequence[Any] | BaseException] = []
+        for group in groups:
+            try:
+                (got,) = prepare([group])
+                out.append(got)
+            except Exception as exc:  # noqa: BLE001 - handed to the waiting request
+                out.append(exc)
+        return out
+
+
+def _call(fn: PredictFn, records: Sequence[Any]) -> list[dict[str, Any]] | BaseException:
+    try:
+        rows = fn(records)
+        if len(rows) != len(records):
+            raise RuntimeError(f"batch function returned {len(rows)} rows for {len(records)}")
+        return rows
+    except Exception as exc:  # noqa: BLE001 - handed to the waiting request
+        return exc

@@ -1,23 +1,27 @@
-"""A model's micro-batches predicted in a child process, with its own interpreter lock.
+"""A model's micro-batches prepared and predicted in a child process, with its own GIL.
 
 In one process the event loop (HTTP, decoding, audit hand-off) and the batch thread's Python
 between torch operations take turns on the GIL, and the forward pass of a small model ran
 about twice as slow as in a process of its own. :class:`ModelProcess` loads the same verified
-bundle in a spawned child and answers ``predict_records`` calls over a pipe, one batch at a
-time (the micro-batcher's thread is the only caller).
+bundle in a spawned child, which answers a whole micro-batch per round trip (the batcher's
+thread is the only caller): it turns the requests' raw inputs into records (decoding uploaded
+images, checking JSON rows: :func:`medlearn.serving.service.prepare_fn`), predicts every record
+in one call (each request alone if that fails) and bins the predicted inputs for drift
+monitoring, so none of that work is left on the server's event loop.
 
-Exceptions raised in the child come back as plain data (type name, message, hint): medlearn's
-own errors are raised again as the same class in the parent (so a bad input still answers 422),
-anything else as a :class:`RuntimeError` naming the type. The pipe carries records and rows
-between the server and its own child only; nothing is read from a file but the bundle, by the
-same safe loader the server uses.
+Exceptions raised in the child come back as plain data (type name, message, hint, and for an
+:class:`~medlearn.serving.service.ApiError` its status and details): medlearn's own errors
+and API errors are raised again as the same class in the parent (so a bad input still answers
+422 with every bad item listed), anything else as a :class:`RuntimeError` naming the type. The
+pipe carries records, raw request inputs and rows between the server and its own child only;
+nothing is read from a file but the bundle, by the same safe loader the server uses.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +31,15 @@ _START_TIMEOUT_S = 300.0
 
 
 def _serve(root: str, conn: Any, threads: int) -> None:
-    """The child: load the bundle, then answer ``(records, output_dir)`` until ``None``."""
+    """The child: load the bundle, then answer ``(groups, output_dir)`` until ``None``."""
     import torch
 
     torch.set_num_threads(max(1, threads))
-    from medlearn.pipeline import load_learner, predict_records
+    from medlearn.pipeline import load_learner
 
     try:
         learner, manifest = load_learner(Path(root))
+        answer = _batch_answerer(Path(root), learner, manifest)
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
         conn.send(("error", _portable(exc)))
         return
@@ -46,25 +51,72 @@ def _serve(root: str, conn: Any, threads: int) -> None:
             return
         if msg is None:
             return
-        records, out = msg
+        groups, out = msg
         try:
-            rows = predict_records(learner, manifest, records, output_dir=Path(out))
+            reply = answer(groups, Path(out))
         except Exception as exc:  # noqa: BLE001 - handed to the waiting batch
             conn.send(("error", _portable(exc)))
         else:
-            conn.send(("ok", rows))
+            conn.send(("ok", reply))
 
 
-def _portable(exc: BaseException) -> tuple[str, str, str | None]:
-    """An exception as ``(type name, message, hint)``."""
-    return type(exc).__name__, str(getattr(exc, "message", exc)), getattr(exc, "hint", None)
+def _batch_answerer(
+    root: Path, learner: Any, manifest: dict[str, Any]
+) -> Callable[[list[tuple[Sequence[Any], bool]], Path], tuple[list[Any], Any, int]]:
+    """The child's batch handler: groups → ``(outcomes, drift counts, inputs counted)``;
+    an outcome is ``("rows", rows)`` or ``("error", portable error)``."""
+    from medlearn.pipeline import predict_records
+    from medlearn.serving.batching import answer_groups
+    from medlearn.serving.monitor import input_counts, load_reference
+    from medlearn.serving.service import prepare_fn
+
+    reference = load_reference(root, manifest)
+    prepare = prepare_fn(learner)
+
+    def answer(groups: list[tuple[Sequence[Any], bool]], out: Path) -> tuple[list[Any], Any, int]:
+        seen: list[Any] = []
+
+        def fn(records: Sequence[Any]) -> list[dict[str, Any]]:
+            rows = predict_records(learner, manifest, list(records), output_dir=out)
+            seen.extend(records)
+            return rows
+
+        outcomes = answer_groups(groups, fn, prepare)
+        counts = input_counts(reference, [r["input"] for r in seen]) if seen else None
+        return (
+            [
+                ("error", _portable(o)) if isinstance(o, BaseException) else ("rows", o)
+                for o in outcomes
+            ],
+            counts,
+            len(seen),
+        )
+
+    return answer
 
 
-def _rebuild(error: tuple[str, str, str | None]) -> BaseException:
+def _portable(exc: BaseException) -> dict[str, Any]:
+    """An exception as plain data: type name, message, hint (and an API error's status and
+    details)."""
+    out: dict[str, Any] = {
+        "type": type(exc).__name__,
+        "message": str(getattr(exc, "message", exc)),
+        "hint": getattr(exc, "hint", None),
+    }
+    if out["type"] == "ApiError":
+        out["status"] = int(getattr(exc, "status", 500))
+        out["details"] = getattr(exc, "details", None)
+    return out
+
+
+def _rebuild(error: dict[str, Any]) -> BaseException:
     """The parent's exception for a child's :func:`_portable` error."""
     from medlearn import errors
+    from medlearn.serving.service import ApiError
 
-    name, message, hint = error
+    name, message, hint = error["type"], error["message"], error.get("hint")
+    if name == "ApiError":
+        return ApiError(error["status"], message, hint=hint, details=error.get("details"))
     cls = getattr(errors, name, None)
     if isinstance(cls, type) and issubclass(cls, errors.MedlearnError):
         try:
@@ -107,17 +159,33 @@ class ModelProcess:
     def pid(self) -> int | None:
         return self._proc.pid
 
-    def predict(self, records: Sequence[Any], output_dir: Path) -> list[dict[str, Any]]:
-        """``predict_records(learner, manifest, records, output_dir=output_dir)`` in the child."""
+    def answer(
+        self, groups: list[tuple[Sequence[Any], bool]], output_dir: Path
+    ) -> tuple[list[list[dict[str, Any]] | BaseException], Any, int]:
+        """Answer a micro-batch in the child (see :func:`~medlearn.serving.batching.answer_groups`).
+
+        Args:
+            groups: ``(records or raw inputs, raw)`` per request.
+            output_dir: where the child may write output files (e.g. NIfTI masks).
+
+        Returns:
+            ``(outcomes, drift counts, inputs counted)``: per request its rows or the exception
+            it gets; the drift bin counts of the predicted inputs (``None`` without a drift
+            reference) and how many inputs they cover.
+
+        Raises:
+            RuntimeError: the child stopped, or failed outside any one request.
+        """
         with self._lock:
             try:
-                self._conn.send((list(records), str(output_dir)))
+                self._conn.send((list(groups), str(output_dir)))
                 status, payload = self._conn.recv()
             except (EOFError, OSError, BrokenPipeError) as exc:
                 raise RuntimeError("the model process has stopped") from exc
         if status != "ok":
             raise _rebuild(payload)
-        return payload
+        outcomes, counts, n = payload
+        return [rows if kind == "rows" else _rebuild(rows) for kind, rows in outcomes], counts, n
 
     def close(self) -> None:
         """Stop the child (it finishes the batch in hand first)."""

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,15 @@ from sqlalchemy.orm import Session
 from medlearn.evaluation.drift import drift_scores, merge_counts, summarize_inputs
 from medlearn.serving.store import DriftCount, ShadowResult
 
-__all__ = ["DriftMonitor", "ShadowRunner", "compare_rows", "drift_report", "shadow_report"]
+__all__ = [
+    "DriftMonitor",
+    "ShadowRunner",
+    "compare_rows",
+    "drift_report",
+    "input_counts",
+    "load_reference",
+    "shadow_report",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +80,24 @@ def _image_batch_counts(
     }
 
 
+def input_counts(
+    reference: Mapping[str, Any] | None, inputs: Sequence[Any]
+) -> dict[str, list[int]] | None:
+    """Drift bin counts of ``inputs`` against ``reference`` (``None`` without a reference
+    or inputs): counts only, never values."""
+    if not reference or not reference.get("features") or not inputs:
+        return None
+    return _image_batch_counts(reference, inputs) or summarize_inputs(reference, inputs)
+
+
+def load_reference(root: Path, manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The bundle's drift reference (``manifest["drift_reference"]``), or ``None``."""
+    name = manifest.get("drift_reference")
+    if name and (Path(root) / name).is_file():
+        return json.loads((Path(root) / name).read_text())
+    return None
+
+
 class DriftMonitor:
     """Running drift counts per model version, flushed to the database.
 
@@ -92,18 +119,31 @@ class DriftMonitor:
         self, name: str, version: str, reference: Mapping[str, Any] | None, inputs: Sequence[Any]
     ) -> None:
         """Bin ``inputs`` against ``reference`` and add them to the running totals."""
-        if not reference or not reference.get("features") or not inputs:
+        if not inputs:
+            return
+        self.add(name, version, reference, input_counts(reference, inputs), len(inputs))
+
+    def add(
+        self,
+        name: str,
+        version: str,
+        reference: Mapping[str, Any] | None,
+        counts: dict[str, list[int]] | None,
+        n_inputs: int,
+    ) -> None:
+        """Add bin counts of ``n_inputs`` inputs (from :func:`input_counts`, possibly made in
+        another process) to the running totals."""
+        if not reference or not counts or not n_inputs:
             return
         key = (name, version)
-        counts = _image_batch_counts(reference, inputs) or summarize_inputs(reference, inputs)
         flush = None
         with self._lock:
             self._refs[key] = reference
             merge_counts(self._total.setdefault(key, {}), counts)
-            self._n[key] = self._n.get(key, 0) + len(inputs)
+            self._n[key] = self._n.get(key, 0) + n_inputs
             n, pend = self._pending.get(key, (0, {}))
             merge_counts(pend, counts)
-            n += len(inputs)
+            n += n_inputs
             if n >= self.flush_every:
                 flush = (n, pend)
                 self._pending.pop(key, None)

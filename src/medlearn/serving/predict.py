@@ -35,9 +35,12 @@ from medlearn.serving.service import (
 )
 from medlearn.serving.uploads import (
     _INLINE_BYTES,
+    UploadGroup,
     _decodes_in_memory,
     _MultipartFiles,
+    _plan_uploads,
     _prepare_uploads,
+    _read_planned,
     _records_from_rows,
     _Scratch,
 )
@@ -220,9 +223,14 @@ class PredictPath:
         return await run_in_threadpool(self.resolve, name, version, request)
 
     async def read_uploads(
-        self, m: LoadedModel, request: Request, ctype: str, scratch: _Scratch
+        self, m: LoadedModel, request: Request, ctype: str, scratch: _Scratch, *, raw: bool
     ) -> tuple[dict[str, str], list[Any]]:
-        """Multipart files → records (and the record id → client file name map)."""
+        """Multipart files → records (and the record id → client file name map).
+
+        With ``raw`` and small in-memory images, only the files' types and headers are
+        checked here, and an :class:`UploadGroup` of the files stands in for the records:
+        the model process decodes them with the rest of its micro-batch.
+        """
         body = await request.body()
         try:
             parts = _MultipartFiles(
@@ -248,9 +256,13 @@ class PredictPath:
             digest.update(hashlib.sha256(data).digest())
         request.state.audit["input_sha256"] = digest.hexdigest()
         args = (uploads, scratch, m.learner, self.settings)
-        if sum(len(d) for _, d in uploads) <= _INLINE_BYTES and _decodes_in_memory(
-            uploads, m.learner
-        ):
+        small = sum(len(d) for _, d in uploads) <= _INLINE_BYTES
+        if small and raw and _decodes_in_memory(uploads, m.learner):
+            bad, names, _, items, _ = _plan_uploads(*args)  # headers only; no pixel decoded
+            if bad:
+                raise bad_uploads_error(bad, len(uploads))
+            return names, UploadGroup(items)
+        if small and _decodes_in_memory(uploads, m.learner):
             bad, names, records = _prepare_uploads(*args)  # small images: no thread hop
         else:  # spooling, header checks and decoding in one worker-thread hop
             bad, names, records = await anyio.to_thread.run_sync(
@@ -310,9 +322,12 @@ class PredictPath:
         scratch = _Scratch(self.svc.spool)
         try:
             names: dict[str, str] = {}
-            raw: list[dict[str, Any]] | None = None  # JSON rows the batcher checks
+            raw: list[Any] | None = None  # inputs the batcher turns into records
             if ctype.startswith("multipart/form-data"):
-                names, records = await self.read_uploads(m, request, ctype, scratch)
+                remote = m.process is not None and not explain
+                names, records = await self.read_uploads(m, request, ctype, scratch, raw=remote)
+                if isinstance(records, UploadGroup):
+                    raw = records
             else:
                 rows_in = await self.read_json(m, request)
                 if explain or not hasattr(m.learner, "records_from_row_groups"):
@@ -371,6 +386,11 @@ class PredictPath:
 
     def _records_for(self, cm: LoadedModel, records: list[Any]) -> list[Any]:
         """Records for the shadow model ``cm`` when the batcher made the served model's."""
+        if isinstance(records, UploadGroup):
+            bad, recs = _read_planned(cm.learner, True, [n for n, _ in records], records)
+            if bad:
+                raise bad_uploads_error(bad, len(records))
+            return recs
         if isinstance(records, RawRows):
             scratch = _Scratch(self.svc.spool)
             try:

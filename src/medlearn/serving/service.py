@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import gc
-import json
 import logging
 import shutil
 import sys
@@ -26,8 +25,8 @@ import anyio
 from medlearn.errors import MedlearnError
 from medlearn.serving.audit import AuditLog
 from medlearn.serving.auth import KeyStore
-from medlearn.serving.batching import MicroBatcher
-from medlearn.serving.monitor import DriftMonitor, ShadowRunner
+from medlearn.serving.batching import GroupsFn, MicroBatcher
+from medlearn.serving.monitor import DriftMonitor, ShadowRunner, load_reference
 from medlearn.serving.store import ModelRegistry, VersionInfo, make_engine, migrate
 from medlearn.serving.uploads import _spool_base
 
@@ -252,22 +251,28 @@ class Service:
 
                 process = ModelProcess(root, threads=torch.get_num_threads())
             learner, manifest = load_learner(root)
-            reference = None
-            ref_name = manifest.get("drift_reference")
-            if ref_name and (root / ref_name).is_file():
-                reference = json.loads((root / ref_name).read_text())
+            reference = load_reference(root, manifest)
+            batching = {
+                "max_batch": self.settings.batch_max,
+                "max_wait_ms": self.settings.batch_wait_ms,
+                "name": f"{info.name}-{info.version}",
+            }
+            if process is not None:
+                batcher = MicroBatcher(
+                    None, groups_fn=self._process_fn(info, reference, process), **batching
+                )
+            else:
+                batcher = MicroBatcher(
+                    self._batch_fn(info, learner, manifest, reference),
+                    prepare=prepare_fn(learner),
+                    **batching,
+                )
             loaded = LoadedModel(
                 info=info,
                 learner=learner,
                 manifest=manifest,
                 reference=reference,
-                batcher=MicroBatcher(
-                    self._batch_fn(info, learner, manifest, reference, process),
-                    max_batch=self.settings.batch_max,
-                    max_wait_ms=self.settings.batch_wait_ms,
-                    name=f"{info.name}-{info.version}",
-                    prepare=_prepare_fn(learner),
-                ),
+                batcher=batcher,
                 process=process,
             )
             self._models[key] = loaded
@@ -276,13 +281,9 @@ class Service:
             return loaded
 
     def _batch_fn(
-        self,
-        info: VersionInfo,
-        learner: Any,
-        manifest: dict[str, Any],
-        reference: Any,
-        process: Any = None,
+        self, info: VersionInfo, learner: Any, manifest: dict[str, Any], reference: Any
     ) -> Callable[[Sequence[Any]], list[dict[str, Any]]]:
+        """The batcher's function predicting in this process."""
         from medlearn.pipeline import predict_records
 
         # One output folder per model, reused by every batch (batches of a model run one at a
@@ -291,24 +292,37 @@ class Service:
 
         def fn(records: Sequence[Any]) -> list[dict[str, Any]]:
             try:
-                if process is not None:
-                    rows = process.predict(records, out)
-                else:
-                    rows = predict_records(learner, manifest, list(records), output_dir=out)
-                if any(out.iterdir()):
-                    rows = [_inline_files(r, out) for r in rows]
+                rows = predict_records(learner, manifest, list(records), output_dir=out)
+                rows = _inlined(rows, out)
             finally:
-                for child in list(out.iterdir()):
-                    if child.is_dir():
-                        shutil.rmtree(child, ignore_errors=True)
-                    else:
-                        child.unlink(missing_ok=True)
+                _empty(out)
             self.m_batch.observe(len(records))
             self.m_predictions.labels(info.name, info.version).inc(len(records))
             self.drift.observe(info.name, info.version, reference, [r["input"] for r in records])
             return rows
 
         return fn
+
+    def _process_fn(self, info: VersionInfo, reference: Any, process: Any) -> GroupsFn:
+        """The batcher's whole-batch function for a model process: the child prepares,
+        predicts and bins the batch; this thread inlines output files and counts."""
+        out = Path(tempfile.mkdtemp(prefix="medlearn-out-", dir=self.spool))
+
+        def groups_fn(groups: list[tuple[Sequence[Any], bool]]) -> list[Any]:
+            try:
+                outcomes, counts, n = process.answer(groups, out)
+                outcomes = [
+                    o if isinstance(o, BaseException) else _inlined(o, out) for o in outcomes
+                ]
+            finally:
+                _empty(out)
+            if n:
+                self.m_batch.observe(n)
+                self.m_predictions.labels(info.name, info.version).inc(n)
+                self.drift.add(info.name, info.version, reference, counts, n)
+            return outcomes
+
+        return groups_fn
 
 
 def bad_records_error(bad: Sequence[Any]) -> ApiError:
@@ -330,21 +344,65 @@ def bad_uploads_error(bad: list[dict[str, str]], n_files: int) -> ApiError:
     )
 
 
-def _prepare_fn(learner: Any) -> Callable[[list[Sequence[Any]]], list[Any]] | None:
-    """The micro-batcher's ``prepare`` for learners that check JSON rows in groups
-    (``records_from_row_groups``): every request's rows become records in one table check
-    per batch, in the batcher's thread; a request with a bad row gets its own 422. ``None``
-    for other learners."""
-    if not hasattr(learner, "records_from_row_groups"):
+def prepare_fn(learner: Any) -> Callable[[list[Sequence[Any]]], list[Any]] | None:
+    """The micro-batcher's ``prepare`` for ``learner``: raw request inputs → records, per
+    request, or the 422 that request gets.
+
+    * JSON rows, for learners that check them in groups (``records_from_row_groups``): every
+      request's rows become records in one table check per batch; a request with a bad row
+      gets its own 422, rows numbered within it.
+    * Uploaded files (an :class:`~medlearn.serving.uploads.UploadGroup`, whose types and
+      headers the server checked), for learners that decode from memory
+      (``read_input_bytes``): each request's files are decoded; bad files are listed as
+      ``file[i]``.
+
+    ``None`` for learners that take neither.
+    """
+    from medlearn.serving.uploads import UploadGroup, _read_planned
+
+    rows_ok = hasattr(learner, "records_from_row_groups")
+    bytes_ok = hasattr(learner, "read_input_bytes")
+    if not rows_ok and not bytes_ok:
         return None
 
+    def uploads(group: UploadGroup) -> Any:
+        bad, records = _read_planned(learner, True, [n for n, _ in group], group)
+        return bad_uploads_error(bad, len(group)) if bad else records
+
     def prepare(groups: list[Sequence[Any]]) -> list[Any]:
-        return [
-            bad_records_error(bad) if bad else records
-            for records, bad in learner.records_from_row_groups(groups)
-        ]
+        out: list[Any] = [None] * len(groups)
+        rows = [i for i, g in enumerate(groups) if not isinstance(g, UploadGroup)]
+        for i, g in enumerate(groups):
+            if isinstance(g, UploadGroup):
+                out[i] = uploads(g) if bytes_ok else _no_raw("uploaded files")
+        if rows:
+            if not rows_ok:
+                for i in rows:
+                    out[i] = _no_raw("JSON rows")
+            else:
+                joint = learner.records_from_row_groups([groups[i] for i in rows])
+                for i, (records, bad) in zip(rows, joint, strict=True):
+                    out[i] = bad_records_error(bad) if bad else records
+        return out
 
     return prepare
+
+
+def _no_raw(what: str) -> ApiError:
+    return ApiError(415, f"This model does not take {what}.")
+
+
+def _inlined(rows: list[dict[str, Any]], out: Path) -> list[dict[str, Any]]:
+    """``rows`` with the files written under ``out`` inlined (base64)."""
+    return [_inline_files(r, out) for r in rows] if any(out.iterdir()) else rows
+
+
+def _empty(out: Path) -> None:
+    for child in list(out.iterdir()):
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 def _inline_files(row: dict[str, Any], out: Path) -> dict[str, Any]:

@@ -165,6 +165,11 @@ class _Scratch:
             shutil.rmtree(self._dir, ignore_errors=True)
 
 
+class UploadGroup(list):
+    """One request's checked uploads, ``(record id, bytes)`` pairs, decoded later by the
+    micro-batcher's ``prepare`` (in the model process) rather than on the event loop."""
+
+
 def _decodes_in_memory(uploads: Sequence[tuple[str, bytes]], learner: Any) -> bool:
     """Whether every upload is a format ``learner`` can decode from memory."""
     if not hasattr(learner, "read_input_bytes"):

@@ -1,0 +1,228 @@
+"""The model process answers whole micro-batches: raw inputs in, rows or refusals out.
+
+Covered: :func:`answer_groups` prepares a batch's raw groups in one call and predicts all its
+records in one call, isolating a failing group either way; a batcher built on a whole-batch
+function takes raw inputs and fails every request of a batch whose function crashed; API errors
+cross the process boundary with their status and details; a served image model with a model
+process decodes uploads in the child (the server's own decoder is never called) and answers
+exactly as the in-process server does, refusals, drift counts and shadow comparisons included;
+JSON rows for a tabular model are checked in the child with the same answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from medlearn.serving import KeyStore, ModelRegistry, ServeSettings, create_app, make_engine
+from medlearn.serving.batching import MicroBatcher, answer_groups
+from medlearn.serving.store import migrate
+
+
+def _rows(records: list[Any]) -> list[dict[str, Any]]:
+    return [{"input": r} for r in records]
+
+
+def test_answer_groups_prepares_and_predicts_once_and_isolates_failures() -> None:
+    prepared: list[int] = []
+    predicted: list[int] = []
+
+    def prepare(groups: list[list[str]]) -> list[Any]:
+        prepared.append(len(groups))
+        return [ValueError("bad group") if "x" in g else [s.upper() for s in g] for g in groups]
+
+    def fn(records: list[Any]) -> list[dict[str, Any]]:
+        predicted.append(len(records))
+        if "POISON" in records:
+            raise RuntimeError("model failed")
+        return _rows(records)
+
+    groups = [(["a", "b"], True), (["x"], True), (["ready"], False), ([], False), (["c"], True)]
+    out = answer_groups(groups, fn, prepare)
+    assert out[0] == [{"input": "A"}, {"input": "B"}]
+    assert isinstance(out[1], ValueError)
+    assert out[2] == [{"input": "ready"}] and out[3] == [] and out[4] == [{"input": "C"}]
+    assert prepared == [3] and predicted == [4]
+
+    predicted.clear()
+    out = answer_groups([(["a"], True), (["poison"], True), (["b"], False)], fn, prepare)
+    assert out[0] == [{"input": "A"}] and out[2] == [{"input": "b"}]
+    assert isinstance(out[1], RuntimeError) and "model failed" in str(out[1])
+    assert predicted == [3, 1, 1, 1]  # the batch, then each request alone
+
+    out = answer_groups([(["a"], True)], fn, None)
+    assert isinstance(out[0], ValueError) and "no prepare function" in str(out[0])
+
+
+def test_whole_batch_batcher_takes_raw_inputs_and_a_crash_fails_every_request() -> None:
+    seen: list[list[tuple[list[str], bool]]] = []
+
+    def groups_fn(groups: list[tuple[list[str], bool]]) -> list[Any]:
+        seen.append(groups)
+        if any("crash" in g for g, _ in groups):
+            raise RuntimeError("the model process has stopped")
+        return [[{"input": s, "raw": raw} for s in g] for g, raw in groups]
+
+    batcher = MicroBatcher(None, max_wait_ms=400.0, groups_fn=groups_fn)
+
+    async def go(*calls: tuple[list[str], bool]) -> list[Any]:
+        return await asyncio.gather(
+            *(batcher.run(g, raw=raw) for g, raw in calls), return_exceptions=True
+        )
+
+    out = asyncio.run(go((["a"], True), (["b", "c"], False)))
+    assert out == [[{"input": "a", "raw": True}], [{"input": s, "raw": False} for s in "bc"]]
+    assert len(seen) == 1 and batcher.items == 3
+    out = asyncio.run(go((["d"], True), (["crash"], True)))
+    assert all(isinstance(o, RuntimeError) for o in out)
+    batcher.close()
+    with pytest.raises(ValueError, match="fn or groups_fn"):
+        MicroBatcher(None)
+
+
+def test_api_errors_cross_the_process_boundary_with_status_and_details() -> None:
+    from medlearn.serving.model_process import _portable, _rebuild
+    from medlearn.serving.service import ApiError, bad_uploads_error
+
+    err = bad_uploads_error([{"input": "file[1]", "error": "truncated"}], 2)
+    again = _rebuild(_portable(err))
+    assert isinstance(again, ApiError)
+    assert (again.status, again.message, again.hint, again.details) == (
+        err.status,
+        err.message,
+        err.hint,
+        err.details,
+    )
+
+
+def _png(seed: int, size: int = 16) -> bytes:
+    arr = np.random.default_rng(seed).integers(0, 255, size=(size, size), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _serve_all(
+    db_url: str, key: str, model_process: bool, path: str, requests: list[dict[str, Any]]
+) -> tuple[list[Any], dict[str, Any]]:
+    """Send ``requests`` concurrently; their (status, body) and the service's counters."""
+    settings = ServeSettings(db_url=db_url, batch_wait_ms=300.0, model_process=model_process)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {key}"
+        with ThreadPoolExecutor(len(requests)) as pool:
+            answers = list(pool.map(lambda kw: client.post(path, **kw), requests))
+        svc = app.state.service
+        svc.shadow.drain()
+        loaded = list(svc._models.values())
+        assert all((m.process is not None) == model_process for m in loaded)
+        counters = {
+            "drift_inputs": sum(svc.drift._n.values()),
+            "drift_totals": {k: dict(v) for k, v in svc.drift._total.items()},
+            "shadow_compared": svc.shadow.compared,
+            "batched_items": sum(m.batcher.items for m in loaded),
+        }
+    return [(r.status_code, r.json()) for r in answers], counters
+
+
+def test_uploads_are_decoded_in_the_model_process_with_the_same_answers(
+    db_url: str, tiny_bundle: Path, tiny_bundle_b: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medlearn.imaging.tasks import ImageClassifier
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    reg = ModelRegistry(engine)
+    reg.push(tiny_bundle, name="cxr")
+    reg.push(tiny_bundle_b, name="cxr")
+    reg.promote("cxr", "1", alias="production")
+    reg.promote("cxr", "2", alias="shadow")
+    key = KeyStore(engine).create("clinician")[1]
+    good = [_png(seed) for seed in range(4)]
+    broken = good[0][:-30]  # the header is intact; the pixel data is cut short
+    requests = [
+        {"files": [("file", ("one.png", good[0], "image/png"))]},
+        {
+            "files": [
+                ("file", ("two.png", good[1], "image/png")),
+                ("file", ("three.png", good[2], "image/png")),
+            ]
+        },
+        {
+            "files": [
+                ("file", ("fine.png", good[3], "image/png")),
+                ("file", ("cut.png", broken, "image/png")),
+            ]
+        },
+    ]
+    path = "/v1/models/cxr/predict"
+    local, local_counts = _serve_all(db_url, key, False, path, requests)
+
+    decoded_by: list[str] = []
+    original = ImageClassifier.read_input_bytes
+
+    def spy(self: Any, items: Any) -> Any:
+        decoded_by.append(threading.current_thread().name)
+        return original(self, items)
+
+    monkeypatch.setattr(ImageClassifier, "read_input_bytes", spy)
+    remote, remote_counts = _serve_all(db_url, key, True, path, requests)
+    # Only the shadow version (scored in the background, in this process) decoded here.
+    assert decoded_by and {n.split("_")[0] for n in decoded_by} == {"medlearn-shadow"}
+
+    assert [s for s, _ in remote] == [s for s, _ in local] == [200, 200, 422]
+    for (_, a), (_, b) in zip(local[:2], remote[:2], strict=True):
+        assert [p["input"] for p in a["predictions"]] == [p["input"] for p in b["predictions"]]
+        for pa, pb in zip(a["predictions"], b["predictions"], strict=True):
+            assert pa["prediction"] == pb["prediction"]
+            assert pa["probabilities"] == pytest.approx(pb["probabilities"], abs=1e-6)
+    assert remote[2][1]["error"] == local[2][1]["error"]
+    assert [d["input"] for d in remote[2][1]["error"]["details"]] == ["file[1]"]
+    assert "cut.png" not in str(remote[2][1])  # refusals name the field, not the file
+    assert remote_counts == local_counts
+    assert remote_counts["drift_inputs"] == 3 and remote_counts["shadow_compared"] == 3
+    engine.dispose()
+
+
+def test_json_rows_are_checked_in_the_model_process_with_the_same_answers(
+    db_url: str, tiny_tabular_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medlearn.clinical._tabular_learner import TabularLearner
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    ModelRegistry(engine).push(tiny_tabular_bundle, name="risk")
+    key = KeyStore(engine).create("clinician")[1]
+    bodies = [
+        [{"age": 61, "chol": 230, "smoker": "no"}, {"age": 35, "chol": None, "smoker": " no "}],
+        [{"age": "old", "chol": 200, "smoker": "no"}, {"age": 50, "chol": 199, "smoker": "no"}],
+        [{"chol": 180, "smoker": "no"}],
+        [{"age": 44, "smoker": "yes", "chol": 205}],
+    ]
+    requests = [{"json": {"records": b}} for b in bodies]
+    path = "/v1/models/risk/predict"
+    local, local_counts = _serve_all(db_url, key, False, path, requests)
+
+    def no_checking_here(self: Any, groups: Any, **kw: Any) -> Any:
+        raise AssertionError("the server process checked the rows")
+
+    monkeypatch.setattr(TabularLearner, "records_from_row_groups", no_checking_here)
+    remote, remote_counts = _serve_all(db_url, key, True, path, requests)
+    assert [s for s, _ in remote] == [s for s, _ in local] == [200, 422, 422, 200]
+    assert remote[1][1] == local[1][1] and remote[2][1] == local[2][1]
+    for i in (0, 3):
+        a, b = local[i][1]["predictions"], remote[i][1]["predictions"]
+        assert [p["input"] for p in a] == [p["input"] for p in b]
+        for pa, pb in zip(a, b, strict=True):
+            assert pa["probabilities"] == pytest.approx(pb["probabilities"], abs=1e-9)
+    assert remote_counts == local_counts and remote_counts["batched_items"] == 3
+    engine.dispose()
