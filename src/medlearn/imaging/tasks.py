@@ -603,7 +603,8 @@ class ImageClassifier:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             member_probs = []
             for net in nets:
-                net.eval()
+                if net.training:
+                    net.eval()
                 if tta:
                     member_probs.append(tta_average(net, xb, tta_views(xb)).exp())
                 else:

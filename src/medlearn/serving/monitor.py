@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -41,6 +42,20 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+@functools.lru_cache(maxsize=8)
+def _uint8_bins(bins: int) -> np.ndarray:
+    """The intensity bin of each 8-bit value ``v / 255``, exactly as ``np.histogram`` over
+    ``[0, 1]`` places it (a bin depends only on its own value), so a batch's histogram is a
+    count of its byte values."""
+    values = np.arange(256, dtype=np.float32) / np.float32(255.0)
+    return np.array(
+        [
+            int(np.argmax(np.histogram(values[i : i + 1], bins=bins, range=(0.0, 1.0))[0]))
+            for i in range(256)
+        ]
+    )
+
+
 def _image_batch_counts(
     reference: Mapping[str, Any], inputs: Sequence[Any]
 ) -> dict[str, list[int]] | None:
@@ -60,15 +75,18 @@ def _image_batch_counts(
         if not isinstance(im, np.ndarray) or im.shape != first.shape or im.dtype != first.dtype:
             return None
     stack = np.stack(inputs)
+    bins = int(feats["intensity"]["bins"])
     if stack.dtype == np.uint8:
         u = stack.astype(np.float32) / 255.0
-    elif stack.dtype == np.uint16:
-        u = stack.astype(np.float32) / 65535.0
+        per_value = np.bincount(stack.ravel(), minlength=256)
+        hist = np.bincount(_uint8_bins(bins), weights=per_value, minlength=bins)
     else:
-        u = np.asarray(stack, dtype=np.float32)
-    u = np.clip(u, 0.0, 1.0)
-    bins = int(feats["intensity"]["bins"])
-    hist = np.histogram(u, bins=bins, range=(0.0, 1.0))[0]
+        if stack.dtype == np.uint16:
+            u = stack.astype(np.float32) / 65535.0
+        else:
+            u = np.asarray(stack, dtype=np.float32)
+        u = np.clip(u, 0.0, 1.0)
+        hist = np.histogram(u, bins=bins, range=(0.0, 1.0))[0]
     means = u.reshape(len(inputs), -1).mean(axis=1)
     edges = np.asarray(feats["mean_intensity"]["edges"])
     means64 = means.astype(np.float64)

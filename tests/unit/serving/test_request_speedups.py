@@ -363,6 +363,25 @@ def test_batched_image_drift_counts_equal_per_image_counts() -> None:
     assert _image_batch_counts(ref, mixed) is None  # other shapes: the per-image path
 
 
+@pytest.mark.parametrize("bins", [3, 7, 10, 32, 100, 255, 256])
+def test_byte_image_histograms_count_every_value_in_numpys_bin(bins: int) -> None:
+    from medlearn.evaluation.drift import summarize_inputs
+    from medlearn.serving.monitor import _image_batch_counts
+
+    ref = {
+        "kind": "image",
+        "features": {
+            "intensity": {"type": "histogram", "bins": bins},
+            "mean_intensity": {"type": "numeric", "edges": [0.25, 0.5]},
+        },
+    }
+    every = np.arange(256, dtype=np.uint8).reshape(16, 16)  # each byte value once
+    ims = [every, np.flipud(every), np.full((16, 16), 255, np.uint8)]
+    got = _image_batch_counts(ref, ims)
+    assert got == summarize_inputs(ref, ims)
+    assert sum(got["intensity"]) == 3 * 256
+
+
 # --- the predict route ----------------------------------------------------------------------------
 
 
