@@ -441,6 +441,34 @@ def _early_stopped(ckpt: Mapping[str, Any]) -> bool:
     return False
 
 
+def _check_resumable(module: pl.LightningModule, checkpoint: dict[str, Any], path: Path) -> None:
+    """Refuse to resume from a checkpoint whose weights are not this module's.
+
+    Raises:
+        CheckpointError: naming the checkpoint and the first missing / unexpected tensors.
+    """
+    state = checkpoint.get("state_dict")
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f"{path}: the checkpoint holds no state_dict.",
+            hint="Delete it, or train again without --resume.",
+        )
+    own = set(module.state_dict())
+    missing, extra = sorted(own - set(state)), sorted(set(state) - own)
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} tensor(s) of the model are not in it ({missing[0]}, ...)")
+        if extra:
+            parts.append(f"{len(extra)} tensor(s) in it are not in the model ({extra[0]}, ...)")
+        raise CheckpointError(
+            f"{path}: cannot resume, the checkpoint was written by a different model "
+            f"set-up: {'; '.join(parts)}.",
+            hint="Resume with the run file's original model and options (e.g. ema), or "
+            "train again without --resume.",
+        )
+
+
 def fit_module(
     module: pl.LightningModule,
     train_dataset: Dataset,
@@ -534,6 +562,7 @@ def fit_module(
     if resume and last_path.exists():
         ckpt_path = last_path
         previous = _load_checkpoint(last_path)
+        _check_resumable(module, previous, last_path)
         if _early_stopped(previous):
             return _finished_outcome(module, monitor, previous, last_path, best_path, has_val, t0)
         del previous

@@ -112,6 +112,28 @@ def test_resume_of_an_early_stopped_run_does_not_train_again(tmp_path, blobs) ->
     assert same_weights(first.state_dict(), again.state_dict())
 
 
+def test_resume_from_another_model_set_up_is_refused_with_a_clear_error(tmp_path, blobs) -> None:
+    fit(tmp_path, blobs, max_epochs=1)
+
+    class WithExtraWeights(BoringClassifier):  # e.g. an averaged copy switched on later
+        def __init__(self, lr: float) -> None:
+            super().__init__(lr=lr)
+            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.int64))
+
+    with pytest.raises(CheckpointError) as err:
+        fit_module(
+            WithExtraWeights(lr=1e-2),
+            *blobs,
+            ckpt_dir=tmp_path / "ckpt",
+            batch_size=32,
+            max_epochs=2,
+            progress=False,
+            resume=True,
+        )
+    text = str(err.value) + (err.value.hint or "")
+    assert "last.ckpt" in text and "ema_updates" in text and "without --resume" in text
+
+
 def test_resume_without_checkpoint_starts_fresh_and_fresh_run_clears_old(tmp_path, blobs) -> None:
     _, out = fit(tmp_path, blobs, max_epochs=1, resume=True)
     assert out.epochs_completed == 1
