@@ -132,6 +132,7 @@ class DriftMonitor:
         self._total: dict[tuple[str, str], dict[str, list[int]]] = {}
         self._pending: dict[tuple[str, str], tuple[int, dict[str, list[int]]]] = {}
         self._n: dict[tuple[str, str], int] = {}
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medlearn-drift")
 
     def observe(
         self, name: str, version: str, reference: Mapping[str, Any] | None, inputs: Sequence[Any]
@@ -167,8 +168,8 @@ class DriftMonitor:
                 self._pending.pop(key, None)
             else:
                 self._pending[key] = (n, pend)
-        if flush:
-            self._write(key, *flush)
+        if flush:  # in the background: a batch thread never waits for the database
+            self._writer.submit(self._write, key, *flush)
 
     def _write(self, key: tuple[str, str], n: int, counts: dict[str, list[int]]) -> None:
         try:
@@ -186,11 +187,17 @@ class DriftMonitor:
             log.exception("could not store drift counts")
 
     def flush(self) -> None:
-        """Write every pending count to the database."""
+        """Write every pending count to the database (and wait for background writes)."""
+        self._writer.submit(lambda: None).result()
         with self._lock:
             pending, self._pending = self._pending, {}
         for key, (n, counts) in pending.items():
             self._write(key, n, counts)
+
+    def close(self) -> None:
+        """Write every pending count and stop the background writer."""
+        self.flush()
+        self._writer.shutdown(wait=True)
 
     def scores(self) -> dict[tuple[str, str], dict[str, Any]]:
         """``{(name, version): {"n": inputs, "features": {feature: {psi, ks, n}}}}`` so far."""

@@ -224,7 +224,7 @@ class Service:
             if m.process is not None:
                 m.process.close()
         self.shadow.close()
-        self.drift.flush()
+        self.drift.close()
         self.audit.stop()
         self.engine.dispose()
         shutil.rmtree(self.spool, ignore_errors=True)

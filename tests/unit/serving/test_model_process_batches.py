@@ -226,3 +226,34 @@ def test_json_rows_are_checked_in_the_model_process_with_the_same_answers(
             assert pa["probabilities"] == pytest.approx(pb["probabilities"], abs=1e-9)
     assert remote_counts == local_counts and remote_counts["batched_items"] == 3
     engine.dispose()
+
+
+def test_drift_counts_are_stored_in_the_background_and_all_kept_on_close(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlalchemy as sa
+
+    from medlearn.serving.monitor import DriftMonitor
+    from medlearn.serving.store import DriftCount
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    ref = {"kind": "image", "features": {"intensity": {"type": "histogram", "bins": 4}}}
+    monitor = DriftMonitor(engine, flush_every=3)
+    writers: list[str] = []
+    original = monitor._write
+
+    def spy(*args: Any) -> None:
+        writers.append(threading.current_thread().name)
+        original(*args)
+
+    monkeypatch.setattr(monitor, "_write", spy)
+    for i in range(7):
+        monitor.add("cxr", "1", ref, {"intensity": [i, 1, 0, 0]}, 1)
+    monitor.close()
+    with engine.connect() as con:
+        rows = con.execute(sa.select(DriftCount.n_inputs)).scalars().all()
+    assert sorted(rows) == [1, 3, 3]  # two full flushes and the remainder on close
+    assert writers[:2] == ["medlearn-drift_0"] * 2  # not the batch thread that added them
+    assert monitor._n[("cxr", "1")] == 7 and monitor._total[("cxr", "1")]["intensity"][0] == 21
+    engine.dispose()
