@@ -1,9 +1,11 @@
-"""Prediction runs 2-D members in channels-last layout without changing values or weights.
+"""Prediction runs copies of the members with batch norms folded, in channels-last layout.
 
-Covered: ``ImageClassifier._logits_tensor`` gives the probabilities of the plain (NCHW) network
-within float rounding, with and without flip TTA and across batch chunks; the members are
-converted once; their saved state dict (names, shapes, values) is unchanged and loads into a
-fresh network that predicts the same.
+Covered: ``fold_batch_norms`` folds every conv → batch-norm pair of ``simple_cnn`` and its
+output equals the unfolded network's; ``ImageClassifier._logits_tensor`` gives the
+probabilities of the plain (NCHW, unfolded) members within float rounding, with and without
+flip TTA and across batch chunks; the copies are made once per set of members and rebuilt
+when the members change; the members themselves (state dict, layout) are untouched, so
+saving, loading and Grad-CAM see the trained network.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import io
 import pytest
 import torch
 
+from medlearn.imaging.models import fold_batch_norms
 from medlearn.imaging.tasks import ImageClassifier, ImagePreprocessor
 
 pytest.importorskip("monai")
@@ -43,9 +46,12 @@ def test_channels_last_prediction_equals_the_plain_layout(tta: bool) -> None:
     plain = [copy.deepcopy(n) for n in clf.nets_]
     x = torch.randn(37, 1, 28, 28, generator=torch.Generator().manual_seed(1))
     got = clf._logits_tensor(x, tta=tta, batch_size=16)  # three chunks
-    assert all(getattr(n, "_medlearn_channels_last", False) for n in clf.nets_)
-    conv = next(m for m in clf.nets_[0].modules() if isinstance(m, torch.nn.Conv2d))
+    fast = clf._inference_[2]
+    assert len(fast) == 2 and all(f is not n for f, n in zip(fast, clf.nets_, strict=True))
+    conv = next(m for m in fast[0].modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast[0].modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in clf.nets_[0].modules())
 
     ref = _classifier()
     ref.nets_ = plain
@@ -69,8 +75,12 @@ def test_converted_members_save_and_load_unchanged() -> None:
     before = {k: v.clone() for k, v in clf.nets_[0].state_dict().items()}
     x = torch.randn(5, 1, 28, 28, generator=torch.Generator().manual_seed(3))
     first = clf._logits_tensor(x, tta=False)
-    again = clf._logits_tensor(x, tta=False)  # already converted: same answer
-    assert torch.equal(first, again)
+    copies = clf._inference_[2]
+    again = clf._logits_tensor(x, tta=False)  # the same copies: the same answer
+    assert torch.equal(first, again) and clf._inference_[2] is copies
+    clf.nets_ = clf.nets_[:1]  # other members: new copies
+    clf._logits_tensor(x, tta=False)
+    assert len(clf._inference_[2]) == 1 and clf._inference_[2][0] is not copies[0]
     after = clf.nets_[0].state_dict()
     assert list(after) == list(before)
     for k, v in before.items():
@@ -83,5 +93,24 @@ def test_converted_members_save_and_load_unchanged() -> None:
     fresh.eval()
     with torch.no_grad():
         from_saved = torch.softmax(fresh(x), dim=1)
-        member0 = torch.softmax(clf.nets_[0](x.contiguous(memory_format=torch.channels_last)), 1)
+        member0 = torch.softmax(clf.nets_[0](x), 1)
     assert torch.allclose(from_saved, member0, atol=1e-5)
+
+
+def test_fold_batch_norms_folds_every_pair_and_keeps_the_output() -> None:
+    clf = _classifier(seed=4)
+    net = copy.deepcopy(clf.nets_[0])
+    seq = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3), torch.nn.ReLU()
+    ).eval()
+    seq[1].running_mean.uniform_(-1, 1)
+    x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        want, want_seq = net(x), seq(x)
+        assert fold_batch_norms(net) == 4  # the four conv blocks of simple_cnn
+        assert fold_batch_norms(seq) == 1
+        assert torch.allclose(net(x), want, atol=1e-5)
+        assert torch.allclose(seq(x), want_seq, atol=1e-5)
+    assert isinstance(seq[1], torch.nn.Identity)
+    training = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3)).train()
+    assert fold_batch_norms(training) == 0  # batch statistics are not constants
