@@ -19,6 +19,7 @@ nothing is read from a file but the bundle, by the same safe loader the server u
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import threading
 from collections.abc import Callable, Sequence
@@ -28,6 +29,8 @@ from typing import Any
 __all__ = ["ModelProcess"]
 
 _START_TIMEOUT_S = 300.0
+
+log = logging.getLogger(__name__)
 
 
 def _serve(root: str, conn: Any, threads: int) -> None:
@@ -82,7 +85,11 @@ def _batch_answerer(
             return rows
 
         outcomes = answer_groups(groups, fn, prepare)
-        counts = input_counts(reference, [r["input"] for r in seen]) if seen else None
+        try:
+            counts = input_counts(reference, [r["input"] for r in seen]) if seen else None
+        except Exception:  # noqa: BLE001 - monitoring must never fail a prediction
+            log.exception("could not bin the inputs for drift monitoring")
+            counts = None
         return (
             [
                 ("error", _portable(o)) if isinstance(o, BaseException) else ("rows", o)
