@@ -104,15 +104,6 @@ def _dropout(model: str, value: Any) -> float:
     return float(value)
 
 
-def _flag(model: str, name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(
-            f"The '{name}' parameter of {model} must be true or false. Got {value!r}.",
-            hint=f"Set model.params.{name} to true or false.",
-        )
-    return value
-
-
 def _choice(model: str, name: str, value: Any, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ConfigError(
@@ -135,7 +126,6 @@ def _graph_arch(
     aggregation: str,
     batch_norm: bool,
     descriptors: bool,
-    linear_skip: bool = False,
     **extra: Any,
 ) -> dict[str, Any]:
     """The checked architecture dict shared by every graph network."""
@@ -156,9 +146,6 @@ def _graph_arch(
         "aggregation": _choice(model, "aggregation", aggregation, _AGGREGATIONS),
         "batch_norm": bool(batch_norm),
         "descriptors": bool(descriptors),
-        # only when on: architecture dicts (and checkpoint signatures) of networks without
-        # the shortcut stay as they were
-        **({"linear_skip": True} if _flag(model, "linear_skip", linear_skip) else {}),
         **extra,
     }
 
@@ -460,10 +447,6 @@ def _ffn(in_dim: int, out_dim: int, hidden: int, layers: int, dropout: float) ->
 class MoleculeNet(nn.Module):
     """Encoder → (batch norm) → ‖ descriptors → feed-forward head, target scaler inside.
 
-    With ``linear_skip`` a linear map of the head's input is added to the head's output
-    (a shortcut around the feed-forward layers), so the outputs can follow a linear trend in
-    the molecule vector and descriptors beyond the training range.
-
     Buffers (saved with the weights): ``y_mean`` / ``y_std`` ``(T,)`` — the targets are
     standardised with them during training and :meth:`predict` unscales (identity for
     classification tasks). Descriptor features arrive already scaled (finite) in
@@ -476,7 +459,6 @@ class MoleculeNet(nn.Module):
         n_extra: D per-molecule (scaled) descriptor features (0 for none).
         ffn_hidden, ffn_layers, dropout: the head.
         batch_norm: batch norm on the molecule vector.
-        linear_skip: add a linear shortcut from the head's input to the outputs.
     """
 
     def __init__(
@@ -489,7 +471,6 @@ class MoleculeNet(nn.Module):
         ffn_layers: int = 1,
         dropout: float = 0.0,
         batch_norm: bool = False,
-        linear_skip: bool = False,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -498,7 +479,6 @@ class MoleculeNet(nn.Module):
         self.n_extra = n_extra
         self.bn = nn.BatchNorm1d(enc_dim) if batch_norm else nn.Identity()
         self.head = _ffn(enc_dim + n_extra, n_tasks, ffn_hidden, ffn_layers, dropout)
-        self.skip = nn.Linear(enc_dim + n_extra, n_tasks) if linear_skip else None
         self.register_buffer("y_mean", torch.zeros(n_tasks))
         self.register_buffer("y_std", torch.ones(n_tasks))
 
@@ -522,9 +502,7 @@ class MoleculeNet(nn.Module):
     def forward(self, batch: GraphBatch, x: torch.Tensor | None = None) -> torch.Tensor:
         """Outputs ``(B, T)`` in the scaled space: logits (classification) or standardised
         targets (regression)."""
-        z = self.embed(batch, x)
-        out = self.head(z)
-        return out if self.skip is None else out + self.skip(z)
+        return self.head(self.embed(batch, x))
 
     def unscale(self, out: torch.Tensor) -> torch.Tensor:
         """Scaled outputs ``(B, T)`` → target units."""
@@ -571,7 +549,6 @@ def build_network(arch: Mapping[str, Any], *, n_tasks: int, n_extra: int = 0) ->
         ffn_layers=int(arch["ffn_layers"]),
         dropout=drop,
         batch_norm=bool(arch["batch_norm"]),
-        linear_skip=bool(arch.get("linear_skip", False)),
     )
 
 
@@ -597,7 +574,6 @@ def dmpnn(
     aggregation: Aggregation = "norm",
     batch_norm: bool = False,
     descriptors: bool = False,
-    linear_skip: bool = False,
 ) -> dict[str, Any]:
     """D-MPNN architecture (defaults = Chemprop 2's).
 
@@ -610,8 +586,6 @@ def dmpnn(
         aggregation: readout over atoms: ``mean``, ``sum`` or ``norm`` (sum / 100).
         batch_norm: batch norm on the molecule vector.
         descriptors: concatenate RDKit 2D descriptors (scaled on training molecules).
-        linear_skip: add a linear shortcut from the head's input (molecule vector and
-            descriptors) to the outputs, around the feed-forward layers.
     """
     return _graph_arch(
         "dmpnn",
@@ -624,7 +598,6 @@ def dmpnn(
         aggregation=aggregation,
         batch_norm=batch_norm,
         descriptors=descriptors,
-        linear_skip=linear_skip,
     )
 
 
