@@ -1,9 +1,11 @@
 """Dynamic micro-batching: concurrent requests for one model share one forward pass.
 
 A :class:`MicroBatcher` owns one worker thread per model version. Requests submit their
-records and get a future; the worker takes the first waiting request, then gathers more
-for up to ``max_wait_ms`` (or until ``max_batch`` records), runs the model once on all of
-them and hands each request its own rows. If a batch fails, its requests are retried one
+records and get a future. An idle worker takes the first request, then gathers more for up
+to ``max_wait_ms`` (or until ``max_batch`` records); a worker coming back from a batch takes
+the requests that queued meanwhile at once (up to ``max_batch`` records), without waiting:
+under load the model never idles for the window. It runs the model once on all of them and
+hands each request its own rows. If a batch fails, its requests are retried one
 by one, so one bad request never fails its neighbours.
 
 A batcher can also take requests' *raw* inputs (e.g. JSON rows) with a ``prepare`` function
@@ -158,12 +160,17 @@ class MicroBatcher:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            try:  # requests that queued while the last batch ran: no reason to wait for more
+                item = self._queue.get_nowait()
+                wait = 0.0
+            except queue.Empty:  # idle: gather arrivals for up to max_wait
+                item = self._queue.get()
+                wait = self.max_wait
             if item is None:
                 return
             batch: list[_Item] = [item]
             n = len(item[0])
-            deadline = time.monotonic() + self.max_wait
+            deadline = time.monotonic() + wait
             stop = False
             while n < self.max_batch:
                 left = deadline - time.monotonic()

@@ -257,3 +257,27 @@ def test_drift_counts_are_stored_in_the_background_and_all_kept_on_close(
     assert writers[:2] == ["medlearn-drift_0"] * 2  # not the batch thread that added them
     assert monitor._n[("cxr", "1")] == 7 and monitor._total[("cxr", "1")]["intensity"][0] == 21
     engine.dispose()
+
+
+def test_requests_queued_during_a_batch_go_next_without_the_wait_window() -> None:
+    started, release = threading.Event(), threading.Event()
+    batches: list[list[Any]] = []
+
+    def fn(records: list[Any]) -> list[dict[str, Any]]:
+        batches.append(list(records))
+        if len(batches) == 1:
+            started.set()
+            release.wait(30)
+        return _rows(records)
+
+    # An idle worker waits up to a minute for company: only max_batch (2) ends the window.
+    batcher = MicroBatcher(fn, max_batch=2, max_wait_ms=60_000.0)
+    first = [batcher.submit(["a"]), batcher.submit(["b"])]
+    assert started.wait(30)
+    queued = [batcher.submit(["c"])]  # arrives while the first batch runs
+    release.set()
+    assert [f.result(timeout=30) for f in first] == [[{"input": "a"}], [{"input": "b"}]]
+    # Taken as soon as the first batch ended, not after the 60 s window.
+    assert queued[0].result(timeout=30) == [{"input": "c"}]
+    assert batches == [["a", "b"], ["c"]]
+    batcher.close()
