@@ -16,6 +16,7 @@ import hmac
 import secrets
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal
@@ -52,7 +53,9 @@ class KeyStore:
     Args:
         engine: the serving database (migrated).
         cache_seconds: how long a successful check is remembered in memory (a revoked key
-            stops working within this time).
+            stops working within this time). In its second half a remembered key is still
+            accepted while one background thread checks it again, so a busy client never
+            waits for the database.
     """
 
     def __init__(self, engine: Engine, *, cache_seconds: float = 5.0) -> None:
@@ -60,6 +63,8 @@ class KeyStore:
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
+        self._rechecking: set[str] = set()
+        self._rechecker: ThreadPoolExecutor | None = None
 
     def create(self, role: str, *, label: str = "") -> tuple[str, str]:
         """Create a key; returns ``(key_id, full_key)``. The full key is not stored.
@@ -116,20 +121,56 @@ class KeyStore:
         if len(parts) != 3 or parts[0] != _PREFIX or not parts[1] or not parts[2]:
             return None
         digest = _digest(parts[2])
-        now = time.monotonic()
         with self._lock:
             hit = self._cache.get(digest)
-        if hit is not None and now - hit[0] < self.cache_seconds and hit[1].key_id == parts[1]:
-            return hit[1]
+        if hit is not None and hit[1].key_id == parts[1]:
+            age = time.monotonic() - hit[0]
+            if age < self.cache_seconds / 2:
+                return hit[1]
+            if age < self.cache_seconds:
+                self._recheck_later(parts[1], digest)
+                return hit[1]
+        return self._check_now(parts[1], digest)
+
+    def _check_now(self, key_id: str, digest: str) -> Principal | None:
+        """Look the key up in the database; remember it if valid, forget it otherwise."""
+        now = time.monotonic()
         with Session(self.engine) as s:
-            row = s.get(ApiKey, parts[1])
-            if row is None or row.revoked is not None:
-                return None
-            if not hmac.compare_digest(row.secret_sha256, digest):
-                return None
-            principal = Principal(key_id=row.key_id, role=row.role)
+            row = s.get(ApiKey, key_id)
+            valid = (
+                row is not None
+                and row.revoked is None
+                and hmac.compare_digest(row.secret_sha256, digest)
+            )
+            principal = Principal(key_id=row.key_id, role=row.role) if valid else None
         with self._lock:
+            if principal is None:
+                self._cache.pop(digest, None)
+                return None
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[digest] = (now, principal)
         return principal
+
+    def _recheck_later(self, key_id: str, digest: str) -> None:
+        with self._lock:
+            if digest in self._rechecking:
+                return
+            self._rechecking.add(digest)
+            if self._rechecker is None:
+                self._rechecker = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="medlearn-keys"
+                )
+            pool = self._rechecker
+
+        def job() -> None:
+            try:
+                self._check_now(key_id, digest)
+            except Exception:  # noqa: BLE001 - the next request past the limit asks itself
+                with self._lock:
+                    self._cache.pop(digest, None)
+            finally:
+                with self._lock:
+                    self._rechecking.discard(digest)
+
+        pool.submit(job)

@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from medlearn.serving.store import ModelRegistry, VersionInfo, make_engine, migr
 from medlearn.serving.uploads import _spool_base
 
 log = logging.getLogger("medlearn.serving")
-_LOOKUP_TTL = 2.0
+_LOOKUP_TTL = 1.0
 _SWITCH_INTERVAL = 0.0005  # seconds; see ServeSettings.tune_process
 
 
@@ -120,8 +121,11 @@ class Service:
         self._load_lock = threading.Lock()
         # Alias/version lookups are cached briefly so a prediction needs no database session;
         # moves through this server clear the cache at once, moves from another process
-        # (``medlearn registry promote``) take effect within ``_LOOKUP_TTL`` seconds.
+        # (``medlearn registry promote``) take effect within 2 * ``_LOOKUP_TTL`` seconds.
         self._lookups: dict[tuple[str, str, str | None], tuple[float, Any]] = {}
+        self._refreshing: set[tuple[str, str, str | None]] = set()
+        self._refresh_lock = threading.Lock()
+        self._refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medlearn-lookup")
         # Request preparation (spool, header check, decode) runs in worker threads; a few
         # are enough, and more only fight over the GIL with the model's batch thread.
         self.prep_limiter = anyio.CapacityLimiter(4)
@@ -196,21 +200,60 @@ class Service:
         return self._cached(("aliases", name, None), lambda: self.registry.aliases(name))
 
     def _cached(self, key: tuple[str, str, str | None], fn: Callable[[], Any]) -> Any:
-        now = time.monotonic()
+        """``fn()`` cached under ``key`` for ``_LOOKUP_TTL`` seconds. In the next
+        ``_LOOKUP_TTL`` seconds the value is still answered while one background refresh
+        replaces it, so under steady traffic requests never wait for the database (a
+        refresh that fails drops the value: the next request asks the database itself and
+        gets its error); older values are looked up again before answering."""
         hit = self._lookups.get(key)
-        if hit is not None and now - hit[0] < _LOOKUP_TTL:
-            return hit[1]
-        value = fn()
+        if hit is not None:
+            age = time.monotonic() - hit[0]
+            if age < _LOOKUP_TTL:
+                return hit[1]
+            if age < 2 * _LOOKUP_TTL:
+                self._refresh(key, fn)
+                return hit[1]
+        return self._store(key, fn())
+
+    def _store(self, key: tuple[str, str, str | None], value: Any) -> Any:
         if len(self._lookups) > 10_000:
             self._lookups.clear()
-        self._lookups[key] = (now, value)
+        self._lookups[key] = (time.monotonic(), value)
         return value
 
+    def _refresh(self, key: tuple[str, str, str | None], fn: Callable[[], Any]) -> None:
+        with self._refresh_lock:
+            if key in self._refreshing:
+                return
+            self._refreshing.add(key)
+
+        def job() -> None:
+            try:
+                self._store(key, fn())
+            except Exception:  # noqa: BLE001 - the next request asks the database itself
+                self._lookups.pop(key, None)
+            finally:
+                with self._refresh_lock:
+                    self._refreshing.discard(key)
+
+        try:
+            self._refresher.submit(job)
+        except RuntimeError:  # shutting down
+            with self._refresh_lock:
+                self._refreshing.discard(key)
+
     def resolved(self, name: str, ref: str | None) -> LoadedModel | None:
-        """The loaded model for a fresh cached lookup, without touching the database."""
-        hit = self._lookups.get(("resolve", name, ref))
-        if hit is None or time.monotonic() - hit[0] >= _LOOKUP_TTL:
+        """The loaded model of a cached lookup, without touching the database (a stale
+        lookup is refreshed in the background)."""
+        key = ("resolve", name, ref)
+        hit = self._lookups.get(key)
+        if hit is None:
             return None
+        age = time.monotonic() - hit[0]
+        if age >= 2 * _LOOKUP_TTL:
+            return None
+        if age >= _LOOKUP_TTL:
+            self._refresh(key, lambda: self.registry.resolve(name, ref))
         return self._models.get((hit[1].name, hit[1].version))
 
     def forget_lookups(self) -> None:
@@ -223,6 +266,7 @@ class Service:
             m.batcher.close()
             if m.process is not None:
                 m.process.close()
+        self._refresher.shutdown(wait=True)
         self.shadow.close()
         self.drift.close()
         self.audit.stop()
