@@ -32,6 +32,7 @@ from medlearn.serving.service import (
     _inline_files,
     bad_records_error,
     bad_uploads_error,
+    read_upload_group,
 )
 from medlearn.serving.uploads import (
     _INLINE_BYTES,
@@ -40,7 +41,6 @@ from medlearn.serving.uploads import (
     _MultipartFiles,
     _plan_uploads,
     _prepare_uploads,
-    _read_planned,
     _records_from_rows,
     _Scratch,
 )
@@ -257,12 +257,13 @@ class PredictPath:
         request.state.audit["input_sha256"] = digest.hexdigest()
         args = (uploads, scratch, m.learner, self.settings)
         small = sum(len(d) for _, d in uploads) <= _INLINE_BYTES
-        if small and raw and _decodes_in_memory(uploads, m.learner):
+        in_memory = small and _decodes_in_memory(uploads, m.learner)
+        if in_memory and raw:
             bad, names, _, items, _ = _plan_uploads(*args)  # headers only; no pixel decoded
             if bad:
                 raise bad_uploads_error(bad, len(uploads))
             return names, UploadGroup(items)
-        if small and _decodes_in_memory(uploads, m.learner):
+        if in_memory:
             bad, names, records = _prepare_uploads(*args)  # small images: no thread hop
         else:  # spooling, header checks and decoding in one worker-thread hop
             bad, names, records = await anyio.to_thread.run_sync(
@@ -387,10 +388,10 @@ class PredictPath:
     def _records_for(self, cm: LoadedModel, records: list[Any]) -> list[Any]:
         """Records for the shadow model ``cm`` when the batcher made the served model's."""
         if isinstance(records, UploadGroup):
-            bad, recs = _read_planned(cm.learner, True, [n for n, _ in records], records)
-            if bad:
-                raise bad_uploads_error(bad, len(records))
-            return recs
+            got = read_upload_group(cm.learner, records)
+            if isinstance(got, ApiError):
+                raise got
+            return got
         if isinstance(records, RawRows):
             scratch = _Scratch(self.svc.spool)
             try:

@@ -402,23 +402,19 @@ def prepare_fn(learner: Any) -> Callable[[list[Sequence[Any]]], list[Any]] | Non
 
     ``None`` for learners that take neither.
     """
-    from medlearn.serving.uploads import UploadGroup, _read_planned
+    from medlearn.serving.uploads import UploadGroup
 
     rows_ok = hasattr(learner, "records_from_row_groups")
     bytes_ok = hasattr(learner, "read_input_bytes")
     if not rows_ok and not bytes_ok:
         return None
 
-    def uploads(group: UploadGroup) -> Any:
-        bad, records = _read_planned(learner, True, [n for n, _ in group], group)
-        return bad_uploads_error(bad, len(group)) if bad else records
-
     def prepare(groups: list[Sequence[Any]]) -> list[Any]:
         out: list[Any] = [None] * len(groups)
         rows = [i for i, g in enumerate(groups) if not isinstance(g, UploadGroup)]
         for i, g in enumerate(groups):
             if isinstance(g, UploadGroup):
-                out[i] = uploads(g) if bytes_ok else _no_raw("uploaded files")
+                out[i] = read_upload_group(learner, g) if bytes_ok else _no_raw("uploaded files")
         if rows:
             if not rows_ok:
                 for i in rows:
@@ -430,6 +426,15 @@ def prepare_fn(learner: Any) -> Callable[[list[Sequence[Any]]], list[Any]] | Non
         return out
 
     return prepare
+
+
+def read_upload_group(learner: Any, group: Sequence[tuple[str, bytes]]) -> Any:
+    """A request's checked uploads decoded by ``learner.read_input_bytes``: its records, or
+    the 422 listing every file that could not be used (as ``file[i]``)."""
+    from medlearn.serving.uploads import _read_planned
+
+    bad, records = _read_planned(learner, True, [n for n, _ in group], group)
+    return bad_uploads_error(bad, len(group)) if bad else records
 
 
 def _no_raw(what: str) -> ApiError:
