@@ -22,14 +22,17 @@ def serve_cmd(
     max_image_side: int = typer.Option(4096, "--max-image-side", help="Largest image side (px)."),
     batch_max: int = typer.Option(64, "--batch-max", help="Most records per micro-batch."),
     batch_wait_ms: float = typer.Option(
-        2.0, "--batch-wait-ms", help="How long a micro-batch waits for more requests."
+        2.0,
+        "--batch-wait-ms",
+        help="How long an idle model waits for more requests before predicting (requests "
+        "that queued during a batch go next at once).",
     ),
     threads: int = typer.Option(0, "--threads", help="torch threads (0: all cores)."),
     model_process: bool = typer.Option(
         True,
         "--model-process/--no-model-process",
-        help="Predict each model's micro-batches in a child process of its own (the forward "
-        "pass does not share Python's interpreter lock with the web server).",
+        help="Decode, check and predict each model's micro-batches in a child process of its "
+        "own (that work does not share Python's interpreter lock with the web server).",
     ),
 ) -> None:
     """Serve registered models: prediction API, FHIR, CDS Hooks, web page, /metrics.
