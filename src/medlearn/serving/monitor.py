@@ -133,6 +133,7 @@ class DriftMonitor:
         self._pending: dict[tuple[str, str], tuple[int, dict[str, list[int]]]] = {}
         self._n: dict[tuple[str, str], int] = {}
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medlearn-drift")
+        self._closed = False
 
     def observe(
         self, name: str, version: str, reference: Mapping[str, Any] | None, inputs: Sequence[Any]
@@ -168,7 +169,9 @@ class DriftMonitor:
                 self._pending.pop(key, None)
             else:
                 self._pending[key] = (n, pend)
-        if flush:  # in the background: a batch thread never waits for the database
+        if flush and self._closed:
+            self._write(key, *flush)
+        elif flush:  # in the background: a batch thread never waits for the database
             self._writer.submit(self._write, key, *flush)
 
     def _write(self, key: tuple[str, str], n: int, counts: dict[str, list[int]]) -> None:
@@ -188,15 +191,18 @@ class DriftMonitor:
 
     def flush(self) -> None:
         """Write every pending count to the database (and wait for background writes)."""
-        self._writer.submit(lambda: None).result()
+        if not self._closed:
+            self._writer.submit(lambda: None).result()
         with self._lock:
             pending, self._pending = self._pending, {}
         for key, (n, counts) in pending.items():
             self._write(key, n, counts)
 
     def close(self) -> None:
-        """Write every pending count and stop the background writer."""
+        """Write every pending count and stop the background writer (idempotent; counts
+        added afterwards are written by the adding thread)."""
         self.flush()
+        self._closed = True
         self._writer.shutdown(wait=True)
 
     def scores(self) -> dict[tuple[str, str], dict[str, Any]]:

@@ -256,6 +256,13 @@ def test_drift_counts_are_stored_in_the_background_and_all_kept_on_close(
     assert sorted(rows) == [1, 3, 3]  # two full flushes and the remainder on close
     assert writers[:2] == ["medlearn-drift_0"] * 2  # not the batch thread that added them
     assert monitor._n[("cxr", "1")] == 7 and monitor._total[("cxr", "1")]["intensity"][0] == 21
+    monitor.close()  # a server stopped twice (e.g. a restarted lifespan) does not fail
+    for _ in range(3):  # counts added after close are written by the adding thread
+        monitor.add("cxr", "1", ref, {"intensity": [1, 0, 0, 0]}, 1)
+    assert writers[-1] == threading.current_thread().name
+    with engine.connect() as con:
+        rows = con.execute(sa.select(DriftCount.n_inputs)).scalars().all()
+    assert sorted(rows) == [1, 3, 3, 3]
     engine.dispose()
 
 
