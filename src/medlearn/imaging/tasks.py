@@ -369,6 +369,9 @@ class ImageClassifier:
         self.progress = progress
         self.init_from = init_from
         self.nets_: list[nn.Module] | None = None
+        #: (channels-last?, the members they were made from, prediction copies); see
+        #: :meth:`_inference_nets`. Never saved.
+        self._inference_: tuple[bool, list[nn.Module], list[nn.Module]] | None = None
         self.preprocessor_: ImagePreprocessor | None = None
 
     # -- construction ---------------------------------------------------------------------
@@ -585,7 +588,7 @@ class ImageClassifier:
 
         assert self.nets_ is not None
         channels_last = x.dim() == 4
-        cached = getattr(self, "_inference_", None)
+        cached = self._inference_
         if (
             cached is not None
             and cached[0] == channels_last

@@ -240,13 +240,10 @@ def answer_groups(
     records = [r for i in live for r in ready[i]]  # type: ignore[union-attr]
     if not records:
         return out
-    try:
-        rows = fn(records)
-        if len(rows) != len(records):
-            raise RuntimeError(f"batch function returned {len(rows)} rows for {len(records)}")
-    except Exception as exc:  # noqa: BLE001 - isolate the failing request below
+    rows = _call(fn, records)
+    if isinstance(rows, BaseException):  # isolate the failing request
         if len(live) == 1:
-            out[live[0]] = exc
+            out[live[0]] = rows
             return out
         for i in live:
             out[i] = _call(fn, ready[i])  # type: ignore[arg-type]
