@@ -287,7 +287,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(db: str, port: int, threads: int, wait_ms: float) -> subprocess.Popen[bytes]:
+def start_server(
+    db: str, port: int, threads: int, wait_ms: float, model_processes: int = 1
+) -> subprocess.Popen[bytes]:
     import httpx
 
     proc = subprocess.Popen(
@@ -304,6 +306,8 @@ def start_server(db: str, port: int, threads: int, wait_ms: float) -> subprocess
             str(threads),
             "--batch-wait-ms",
             str(wait_ms),
+            "--model-processes",
+            str(model_processes),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

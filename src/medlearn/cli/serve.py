@@ -34,6 +34,13 @@ def serve_cmd(
         help="Decode, check and predict each model's micro-batches in a child process of its "
         "own (that work does not share Python's interpreter lock with the web server).",
     ),
+    model_processes: int = typer.Option(
+        1,
+        "--model-processes",
+        min=1,
+        help="Child processes per model with --model-process: while one answers a batch the "
+        "next batch goes to another (more cores for prediction, more memory).",
+    ),
 ) -> None:
     """Serve registered models: prediction API, FHIR, CDS Hooks, web page, /metrics.
 
@@ -64,5 +71,6 @@ def serve_cmd(
         batch_wait_ms=batch_wait_ms,
         tune_process=True,
         model_process=model_process,
+        model_processes=model_processes,
     )
     uvicorn.run(create_app(settings), host=host, port=port, access_log=False, log_level="warning")

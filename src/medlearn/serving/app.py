@@ -69,6 +69,22 @@ def _json_error(status: int, message: str, hint: str | None = None) -> JSONRespo
     return JSONResponse({"error": body}, status_code=status)
 
 
+def _no_request_telemetry() -> dict[str, Any]:
+    """FastAPI's own OpenTelemetry request spans, metrics and logs switched off.
+
+    Spans carry request URLs, which may name FHIR patients (the reason access logs are off
+    too); and on every request FastAPI otherwise asks OpenTelemetry, through the
+    environment, whether a provider is configured (~5% of the event loop's time under
+    load). Prometheus ``/metrics`` and the audit log are medlearn's own. FastAPI releases
+    without the ``telemetry`` argument have nothing to switch off.
+    """
+    import inspect
+
+    if "telemetry" not in inspect.signature(FastAPI).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+
+
 @dataclass
 class _DirectRoute:
     """A FastAPI route the audit middleware calls directly (see :class:`_AuditMiddleware`)."""
@@ -235,6 +251,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
             "Decision support only; not a medical device."
         ),
         lifespan=lifespan,
+        **_no_request_telemetry(),
     )
     app.state.service = svc
     pp = PredictPath(svc)

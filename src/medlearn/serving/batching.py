@@ -95,7 +95,10 @@ class MicroBatcher:
         groups_fn: answers a whole batch instead of :func:`answer_groups` with ``fn`` and
             ``prepare``: ``(records or raw inputs, raw)`` per request → per request, its rows
             or the exception it gets (e.g. a model process that prepares and predicts the
-            batch in one round trip). It then also takes raw inputs.
+            batch in one round trip). It then also takes raw inputs. A sequence of them
+            starts one worker thread each (e.g. one per model process): while one worker
+            waits for its batch's answer, the next gathers the requests that queued and
+            sends them to its own function, so several batches are answered at once.
     """
 
     def __init__(
@@ -106,23 +109,32 @@ class MicroBatcher:
         max_wait_ms: float = 2.0,
         name: str = "batch",
         prepare: PrepareFn | None = None,
-        groups_fn: GroupsFn | None = None,
+        groups_fn: GroupsFn | Sequence[GroupsFn] | None = None,
     ) -> None:
         self.takes_raw = prepare is not None or groups_fn is not None
         if groups_fn is None:
             if fn is None:
                 raise ValueError("MicroBatcher needs fn or groups_fn")
             groups_fn = functools.partial(answer_groups, fn=fn, prepare=prepare)
+        fns = list(groups_fn) if isinstance(groups_fn, Sequence) else [groups_fn]
+        if not fns:
+            raise ValueError("MicroBatcher needs at least one groups_fn")
         self.fn = fn
         self.prepare = prepare
-        self.groups_fn = groups_fn
+        self.groups_fn = fns[0]
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._gather = threading.Lock()  # one worker gathers a batch at a time
+        self._count = threading.Lock()
         self.batches = 0
         self.items = 0
-        self._thread = threading.Thread(target=self._run, name=f"medlearn-{name}", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, args=(f,), name=f"medlearn-{name}-{i}", daemon=True)
+            for i, f in enumerate(fns)
+        ]
+        for t in self._threads:
+            t.start()
 
     def submit(self, records: Sequence[Any]) -> cf.Future[list[dict[str, Any]]]:
         """Queue ``records``; the future resolves to their rows."""
@@ -154,51 +166,59 @@ class MicroBatcher:
         return await fut
 
     def close(self) -> None:
-        """Finish queued work and stop the worker."""
-        self._queue.put(None)
-        self._thread.join(timeout=30)
+        """Finish queued work and stop the workers."""
+        for _ in self._threads:
+            self._queue.put(None)
+        for t in self._threads:
+            t.join(timeout=30)
 
-    def _run(self) -> None:
+    def _run(self, groups_fn: GroupsFn) -> None:
         while True:
-            try:  # requests that queued while the last batch ran: no reason to wait for more
-                item = self._queue.get_nowait()
-                wait = 0.0
-            except queue.Empty:  # idle: gather arrivals for up to max_wait
-                item = self._queue.get()
-                wait = self.max_wait
-            if item is None:
-                return
-            batch: list[_Item] = [item]
-            n = len(item[0])
-            deadline = time.monotonic() + wait
-            stop = False
-            while n < self.max_batch:
-                left = deadline - time.monotonic()
-                try:
-                    nxt = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
-                n += len(nxt[0])
-            self._process(batch)
+            with self._gather:
+                batch, stop = self._next_batch()
+            if batch:
+                self._process(batch, groups_fn)
             if stop:
                 return
 
-    def _process(self, items: list[_Item]) -> None:
+    def _next_batch(self) -> tuple[list[_Item], bool]:
+        """The next batch, and whether the stop marker was met."""
+        try:  # requests that queued while the last batch ran: no reason to wait for more
+            item = self._queue.get_nowait()
+            wait = 0.0
+        except queue.Empty:  # idle: gather arrivals for up to max_wait
+            item = self._queue.get()
+            wait = self.max_wait
+        if item is None:
+            return [], True
+        batch: list[_Item] = [item]
+        n = len(item[0])
+        deadline = time.monotonic() + wait
+        while n < self.max_batch:
+            left = deadline - time.monotonic()
+            try:
+                nxt = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                return batch, True
+            batch.append(nxt)
+            n += len(nxt[0])
+        return batch, False
+
+    def _process(self, items: list[_Item], groups_fn: GroupsFn) -> None:
         groups = [(recs, raw) for recs, _, raw in items]
         try:
-            outcomes = self.groups_fn(groups)
+            outcomes = groups_fn(groups)
             if len(outcomes) != len(groups):
                 raise RuntimeError(f"the batch answered {len(outcomes)} of {len(groups)} requests")
         except Exception as exc:  # noqa: BLE001 - e.g. the model process stopped
             outcomes = [exc] * len(groups)
         n = sum(len(o) for o in outcomes if not isinstance(o, BaseException))
         if n:
-            self.batches += 1
-            self.items += n
+            with self._count:
+                self.batches += 1
+                self.items += n
         settle(
             [
                 (waiter, None, got) if isinstance(got, BaseException) else (waiter, got, None)

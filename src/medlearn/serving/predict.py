@@ -105,6 +105,8 @@ def _predict_query(request: Request) -> tuple[str | None, bool, str, str | None]
     Raises:
         ApiError: 422 naming the parameter when a value is not allowed.
     """
+    if not request.scope.get("query_string"):  # the usual call: nothing to parse
+        return None, False, "json", None
     q = request.query_params
     explain_text = q.get("explain")
     if explain_text is None:

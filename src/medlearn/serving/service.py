@@ -63,6 +63,9 @@ class ServeSettings:
             (:class:`~medlearn.serving.model_process.ModelProcess`), so the forward pass does
             not share the interpreter lock with the event loop (``medlearn serve`` sets it;
             explanations, shadow scoring and CDS Hooks still use the in-process model).
+        model_processes: with ``model_process``, how many child processes each model gets
+            (each with its own batch worker): while one answers a batch, the next batch is
+            gathered and sent to another, so prediction can use more than one core.
     """
 
     db_url: str
@@ -78,6 +81,7 @@ class ServeSettings:
     preload: bool = True
     tune_process: bool = False
     model_process: bool = False
+    model_processes: int = 1
 
 
 @dataclass
@@ -90,7 +94,13 @@ class LoadedModel:
     reference: dict[str, Any] | None
     batcher: MicroBatcher
     explain_lock: threading.Lock = field(default_factory=threading.Lock)
-    process: Any = None  #: the model's ModelProcess with ``model_process``, else None
+    #: the model's ModelProcess children with ``model_process``, else empty
+    processes: list[Any] = field(default_factory=list)
+
+    @property
+    def process(self) -> Any:
+        """The first model process, or None when the model predicts in this process."""
+        return self.processes[0] if self.processes else None
 
 
 class ApiError(Exception):
@@ -264,8 +274,8 @@ class Service:
         self.ready = False
         for m in list(self._models.values()):
             m.batcher.close()
-            if m.process is not None:
-                m.process.close()
+            for process in m.processes:
+                process.close()
         self._refresher.shutdown(wait=True)
         self.shadow.close()
         self.drift.close()
@@ -287,13 +297,19 @@ class Service:
             from medlearn.pipeline import load_learner
 
             root = self.registry.verified_bundle(info)
-            process = None
+            processes = []
             if self.settings.model_process:
                 import torch
 
                 from medlearn.serving.model_process import ModelProcess
 
-                process = ModelProcess(root, threads=torch.get_num_threads())
+                try:
+                    for _ in range(max(1, self.settings.model_processes)):
+                        processes.append(ModelProcess(root, threads=torch.get_num_threads()))
+                except Exception:
+                    for process in processes:
+                        process.close()
+                    raise
             learner, manifest = load_learner(root)
             reference = load_reference(root, manifest)
             batching = {
@@ -301,9 +317,11 @@ class Service:
                 "max_wait_ms": self.settings.batch_wait_ms,
                 "name": f"{info.name}-{info.version}",
             }
-            if process is not None:
+            if processes:
                 batcher = MicroBatcher(
-                    None, groups_fn=self._process_fn(info, reference, process), **batching
+                    None,
+                    groups_fn=[self._process_fn(info, reference, p) for p in processes],
+                    **batching,
                 )
             else:
                 batcher = MicroBatcher(
@@ -317,7 +335,7 @@ class Service:
                 manifest=manifest,
                 reference=reference,
                 batcher=batcher,
-                process=process,
+                processes=processes,
             )
             self._models[key] = loaded
             if self.settings.tune_process:

@@ -6,7 +6,9 @@ function takes raw inputs and fails every request of a batch whose function cras
 cross the process boundary with their status and details; a served image model with a model
 process decodes uploads in the child (the server's own decoder is never called) and answers
 exactly as the in-process server does, refusals, drift counts and shadow comparisons included;
-JSON rows for a tabular model are checked in the child with the same answers.
+JSON rows for a tabular model are checked in the child with the same answers; a batcher with
+several whole-batch functions answers batches concurrently, and a model served by two model
+processes answers as one does and stops both.
 """
 
 from __future__ import annotations
@@ -112,10 +114,22 @@ def _png(seed: int, size: int = 16) -> bytes:
 
 
 def _serve_all(
-    db_url: str, key: str, model_process: bool, path: str, requests: list[dict[str, Any]]
+    db_url: str,
+    key: str,
+    model_process: bool,
+    path: str,
+    requests: list[dict[str, Any]],
+    processes: int = 1,
+    seen: list[Any] | None = None,
 ) -> tuple[list[Any], dict[str, Any]]:
-    """Send ``requests`` concurrently; their (status, body) and the service's counters."""
-    settings = ServeSettings(db_url=db_url, batch_wait_ms=300.0, model_process=model_process)
+    """Send ``requests`` concurrently; their (status, body) and the service's counters
+    (``seen`` collects the loaded models' model processes)."""
+    settings = ServeSettings(
+        db_url=db_url,
+        batch_wait_ms=300.0,
+        model_process=model_process,
+        model_processes=processes,
+    )
     app = create_app(settings)
     with TestClient(app) as client:
         client.headers["Authorization"] = f"Bearer {key}"
@@ -125,6 +139,8 @@ def _serve_all(
         svc.shadow.drain()
         loaded = list(svc._models.values())
         assert all((m.process is not None) == model_process for m in loaded)
+        if seen is not None:
+            seen.extend(p for m in loaded for p in m.processes)
         counters = {
             "drift_inputs": sum(svc.drift._n.values()),
             "drift_totals": {k: dict(v) for k, v in svc.drift._total.items()},
@@ -288,3 +304,49 @@ def test_requests_queued_during_a_batch_go_next_without_the_wait_window() -> Non
     assert queued[0].result(timeout=30) == [{"input": "c"}]
     assert batches == [["a", "b"], ["c"]]
     batcher.close()
+
+
+def test_two_workers_answer_batches_concurrently_each_batch_once() -> None:
+    inside = threading.Barrier(2, timeout=30)
+    calls: list[tuple[str, list[Any]]] = []
+
+    def worker(name: str) -> Any:
+        def groups_fn(groups: list[tuple[list[Any], bool]]) -> list[Any]:
+            calls.append((name, [r for recs, _ in groups for r in recs]))
+            if len(calls) <= 2:
+                inside.wait()  # both batches are in flight at once, or this times out
+            return [_rows(list(recs)) for recs, _ in groups]
+
+        return groups_fn
+
+    batcher = MicroBatcher(None, groups_fn=[worker("w1"), worker("w2")], max_batch=1)
+    futures = [batcher.submit([x]) for x in "abcd"]
+    assert [f.result(timeout=30) for f in futures] == [[{"input": x}] for x in "abcd"]
+    assert sorted(r for _, recs in calls for r in recs) == list("abcd")  # each batch once
+    assert {name for name, _ in calls[:2]} == {"w1", "w2"}
+    assert batcher.batches == 4 and batcher.items == 4
+    batcher.close()
+    assert not any(t.is_alive() for t in batcher._threads)
+    with pytest.raises(ValueError, match="at least one"):
+        MicroBatcher(None, groups_fn=[])
+
+
+def test_two_model_processes_answer_as_one_and_both_stop(db_url: str, tiny_bundle: Path) -> None:
+    engine = make_engine(db_url)
+    migrate(engine)
+    ModelRegistry(engine).push(tiny_bundle, name="cxr")
+    key = KeyStore(engine).create("clinician")[1]
+    requests = [{"files": [("file", (f"{i}.png", _png(i), "image/png"))]} for i in range(6)]
+    path = "/v1/models/cxr/predict"
+    one, one_counts = _serve_all(db_url, key, True, path, requests)
+    children: list[Any] = []
+    two, two_counts = _serve_all(db_url, key, True, path, requests, processes=2, seen=children)
+    assert len({c.pid for c in children}) == 2
+    assert not any(c._proc.is_alive() for c in children)  # stopped with the server
+    assert [s for s, _ in two] == [s for s, _ in one] == [200] * 6
+    for (_, a), (_, b) in zip(one, two, strict=True):
+        assert a["predictions"][0]["probabilities"] == pytest.approx(
+            b["predictions"][0]["probabilities"], abs=1e-6
+        )
+    assert two_counts == one_counts and two_counts["batched_items"] == 6
+    engine.dispose()

@@ -445,3 +445,22 @@ def test_tune_process_freezes_startup_objects_and_shortens_gil_turns(
     with TestClient(create_app(ServeSettings(db_url=db_url))):  # off by default
         assert sys.getswitchinterval() == pytest.approx(old) and gc.get_freeze_count() == 0
     engine.dispose()
+
+
+def test_fastapi_request_telemetry_is_off_even_with_a_configured_provider(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import inspect
+
+    from fastapi import FastAPI
+
+    if "telemetry" not in inspect.signature(FastAPI).parameters:
+        pytest.fail("the locked FastAPI has native telemetry; this test expects it")
+    import fastapi.telemetry._asgi as fastapi_otel
+
+    app = create_app(ServeSettings(db_url=db_url))
+    # As if an OpenTelemetry SDK had been set up in the process: FastAPI would trace requests
+    # (and export their URLs) unless the app turned its telemetry off.
+    monkeypatch.setattr(fastapi_otel, "_unconfigured", lambda _provider: False)
+    assert app._native_telemetry.enabled() is False
+    assert FastAPI()._native_telemetry.enabled() is True  # the default would trace
