@@ -288,7 +288,12 @@ def _free_port() -> int:
 
 
 def start_server(
-    db: str, port: int, threads: int, wait_ms: float, model_processes: int = 1
+    db: str,
+    port: int,
+    threads: int,
+    wait_ms: float,
+    model_processes: int = 1,
+    pin_cpus: bool = False,
 ) -> subprocess.Popen[bytes]:
     import httpx
 
@@ -308,6 +313,7 @@ def start_server(
             str(wait_ms),
             "--model-processes",
             str(model_processes),
+            "--pin-cpus" if pin_cpus else "--no-pin-cpus",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -41,6 +41,12 @@ def serve_cmd(
         help="Child processes per model with --model-process: while one answers a batch the "
         "next batch goes to another (more cores for prediction, more memory).",
     ),
+    pin_cpus: bool = typer.Option(
+        False,
+        "--pin-cpus/--no-pin-cpus",
+        help="Give model processes cores of their own (the last CPUs) and the web server the "
+        "others. For a machine that does nothing but serve.",
+    ),
 ) -> None:
     """Serve registered models: prediction API, FHIR, CDS Hooks, web page, /metrics.
 
@@ -72,5 +78,6 @@ def serve_cmd(
         tune_process=True,
         model_process=model_process,
         model_processes=model_processes,
+        pin_cpus=pin_cpus,
     )
     uvicorn.run(create_app(settings), host=host, port=port, access_log=False, log_level="warning")

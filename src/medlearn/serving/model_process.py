@@ -21,20 +21,23 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ModelProcess"]
+__all__ = ["ModelProcess", "pin_process_threads"]
 
 _START_TIMEOUT_S = 300.0
 
 log = logging.getLogger(__name__)
 
 
-def _serve(root: str, conn: Any, threads: int) -> None:
+def _serve(root: str, conn: Any, threads: int, cpus: frozenset[int] | None = None) -> None:
     """The child: load the bundle, then answer ``(groups, output_dir)`` until ``None``."""
+    if cpus:
+        pin_process_threads(cpus)  # before torch starts its threads: they inherit it
     import torch
 
     torch.set_num_threads(max(1, threads))
@@ -61,6 +64,15 @@ def _serve(root: str, conn: Any, threads: int) -> None:
             conn.send(("error", _portable(exc)))
         else:
             conn.send(("ok", reply))
+
+
+def pin_process_threads(cpus: frozenset[int]) -> None:
+    """Let every thread of this process (and the threads they start) run only on ``cpus``."""
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except (OSError, ValueError):  # a thread that just ended
+            pass
 
 
 def _batch_answerer(
@@ -139,17 +151,21 @@ class ModelProcess:
     Args:
         root: the bundle directory (already checksum-verified by the registry).
         threads: torch threads in the child.
+        cpus: CPU numbers the child may run on (``None``: wherever the parent may).
 
     Raises:
         RuntimeError: the child could not start or load the bundle (the loader's own
             exception when it can be passed back).
     """
 
-    def __init__(self, root: Path, *, threads: int = 1) -> None:
+    def __init__(self, root: Path, *, threads: int = 1, cpus: frozenset[int] | None = None) -> None:
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(
-            target=_serve, args=(str(root), child, threads), name="medlearn-model", daemon=True
+            target=_serve,
+            args=(str(root), child, threads, cpus),
+            name="medlearn-model",
+            daemon=True,
         )
         self._proc.start()
         child.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import gc
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -66,6 +67,12 @@ class ServeSettings:
         model_processes: with ``model_process``, how many child processes each model gets
             (each with its own batch worker): while one answers a batch, the next batch is
             gathered and sent to another, so prediction can use more than one core.
+        pin_cpus: with ``model_process``, give the model processes cores of their own: the
+            ``model_processes``-th child of every model runs on the n-th last CPU this
+            process may use, and this process's threads on the others (needs more CPUs than
+            ``model_processes``; otherwise nothing is pinned). Otherwise the kernel tends to
+            wake a child on the core of the server thread that woke it, and the two then
+            take turns on one core while the other idles.
     """
 
     db_url: str
@@ -82,6 +89,7 @@ class ServeSettings:
     tune_process: bool = False
     model_process: bool = False
     model_processes: int = 1
+    pin_cpus: bool = False
 
 
 @dataclass
@@ -129,6 +137,11 @@ class Service:
         self.ready = False
         self._models: dict[tuple[str, str], LoadedModel] = {}
         self._load_lock = threading.Lock()
+        self._cpu_plan = (
+            cpu_plan(settings.model_processes)
+            if settings.model_process and settings.pin_cpus
+            else None
+        )
         # Alias/version lookups are cached briefly so a prediction needs no database session;
         # moves through this server clear the cache at once, moves from another process
         # (``medlearn registry promote``) take effect within 2 * ``_LOOKUP_TTL`` seconds.
@@ -195,6 +208,10 @@ class Service:
                         self.model(self.registry.resolve(name, "production"))
                     except MedlearnError as exc:
                         log.error("model %s could not be loaded: %s", name, exc.message)
+        if self._cpu_plan is not None:
+            from medlearn.serving.model_process import pin_process_threads
+
+            pin_process_threads(self._cpu_plan[0])
         if self.settings.tune_process:
             sys.setswitchinterval(_SWITCH_INTERVAL)
             gc.collect()
@@ -303,9 +320,13 @@ class Service:
 
                 from medlearn.serving.model_process import ModelProcess
 
+                plan = self._cpu_plan
                 try:
-                    for _ in range(max(1, self.settings.model_processes)):
-                        processes.append(ModelProcess(root, threads=torch.get_num_threads()))
+                    for i in range(max(1, self.settings.model_processes)):
+                        cpus = plan[1][i] if plan else None
+                        processes.append(
+                            ModelProcess(root, threads=torch.get_num_threads(), cpus=cpus)
+                        )
                 except Exception:
                     for process in processes:
                         process.close()
@@ -385,6 +406,29 @@ class Service:
             return outcomes
 
         return groups_fn
+
+
+def cpu_plan(children: int) -> tuple[frozenset[int], list[frozenset[int]]] | None:
+    """Cores for a pinned server: ``(server's CPUs, one CPU per model-process slot)``.
+
+    The model-process slots take the last ``children`` CPUs this process may use, the server
+    the rest; ``None`` (nothing pinned, with a warning) when that leaves the server none.
+    """
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        log.warning("CPU pinning is not available on this system; nothing is pinned")
+        return None
+    if len(allowed) <= children:
+        log.warning(
+            "CPU pinning needs more CPUs (%d here) than model processes per model (%d); "
+            "nothing is pinned",
+            len(allowed),
+            children,
+        )
+        return None
+    slots = [frozenset({allowed[-1 - i]}) for i in range(children)]
+    return frozenset(allowed[: len(allowed) - children]), slots
 
 
 def bad_records_error(bad: Sequence[Any]) -> ApiError:

@@ -8,7 +8,8 @@ process decodes uploads in the child (the server's own decoder is never called) 
 exactly as the in-process server does, refusals, drift counts and shadow comparisons included;
 JSON rows for a tabular model are checked in the child with the same answers; a batcher with
 several whole-batch functions answers batches concurrently, and a model served by two model
-processes answers as one does and stops both.
+processes answers as one does and stops both; CPU pinning plans the model processes' cores
+and a pinned model process runs every thread on its core.
 """
 
 from __future__ import annotations
@@ -350,3 +351,36 @@ def test_two_model_processes_answer_as_one_and_both_stop(db_url: str, tiny_bundl
         )
     assert two_counts == one_counts and two_counts["batched_items"] == 6
     engine.dispose()
+
+
+def test_cpu_plan_gives_model_slots_the_last_cpus_and_the_server_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    from medlearn.serving.service import cpu_plan
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {4, 5, 6, 7})
+    assert cpu_plan(1) == (frozenset({4, 5, 6}), [frozenset({7})])
+    assert cpu_plan(2) == (frozenset({4, 5}), [frozenset({7}), frozenset({6})])
+    assert cpu_plan(4) is None  # the server would have no CPU left: nothing is pinned
+
+
+def test_a_pinned_model_process_runs_every_thread_on_its_cpu(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    import os
+
+    from medlearn.serving.model_process import ModelProcess
+    from medlearn.serving.uploads import UploadGroup
+
+    target = frozenset({max(os.sched_getaffinity(0))})
+    proc = ModelProcess(tiny_bundle, threads=2, cpus=target)
+    try:
+        tasks = Path(f"/proc/{proc.pid}/task").iterdir()
+        masks = {frozenset(os.sched_getaffinity(int(t.name))) for t in tasks}
+        assert masks == {target}
+        outcomes, _, n = proc.answer([(UploadGroup([("a.png", _png(1))]), True)], tmp_path)
+    finally:
+        proc.close()
+    assert n == 1 and len(outcomes[0]) == 1 and "probabilities" in outcomes[0][0]
