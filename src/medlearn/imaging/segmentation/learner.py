@@ -47,6 +47,12 @@ Options come from ``data.options`` (the reader's own keys are listed in
 ``channels_last``   channels-last memory format for the network and its inputs: ``auto``
                     (default: 2-D only, where oneDNN convolutions on CPU run faster),
                     ``true`` or ``false``; the numbers computed are the same up to rounding
+``train_on_val``    ``true``: train on the train and val images together and keep the
+                    weights of the final epoch (nothing is validated during the fit, so no
+                    ``val_dice``, ``best.ckpt`` or early stopping; use it with
+                    ``lr_schedule: budget``). The val split's metrics are then scores on
+                    training images; ``threshold: auto``, ``min_lesion_voxels: auto`` and
+                    ``training.patience``, which use val, are refused. Default ``false``
 ==================  =====================================================================
 """
 
@@ -107,6 +113,7 @@ LEARNER_OPTIONS = (
     "surface_tolerance",
     "sw_batch_size",
     "threshold",
+    "train_on_val",
     "tta",
     "val_every",
     "warmup",
@@ -454,6 +461,27 @@ def _channels_last(value: Any) -> bool | str:
     )
 
 
+def _train_on_val(value: Any, options: dict[str, Any], patience: int | None) -> bool:
+    """The ``train_on_val`` option: a bool that excludes choices made on the val split."""
+    if not isinstance(value, bool):
+        raise ConfigError(
+            f"data.options.train_on_val must be true or false. Got {value!r}.",
+            hint="train_on_val: true trains on train + val and keeps the final weights.",
+        )
+    if not value:
+        return False
+    chosen_on_val = [k for k in ("threshold", "min_lesion_voxels") if options.get(k) == "auto"]
+    if patience is not None:
+        chosen_on_val.append("training.patience")
+    if chosen_on_val:
+        raise ConfigError(
+            "data.options.train_on_val: true trains on the val images, so nothing can be "
+            f"chosen or early-stopped on them; the run file also sets {', '.join(chosen_on_val)}.",
+            hint="Give fixed values (e.g. threshold: 0.5) or drop train_on_val.",
+        )
+    return True
+
+
 def _ema_decay(value: Any) -> float:
     """The ``ema`` option: 0 (off) or a decay in [0.5, 1)."""
     try:
@@ -593,6 +621,7 @@ class SegmentationLearner:
             window=[float(v) for v in opts.get("window", [-1000.0, 1000.0])],
             spacing=[float(v) for v in spacing] if spacing else None,
         )
+        self.train_on_val = _train_on_val(opts.get("train_on_val", False), opts, patience)
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -732,10 +761,13 @@ class SegmentationLearner:
         self, train: Sequence[Record], val: Sequence[Record], *, work_dir: Path, resume: bool
     ) -> FitReport:
         """Train on random patches of ``train``; select the epoch by ``val_dice`` on fixed
-        patches of ``val``."""
+        patches of ``val`` (with ``train_on_val``: train on ``train`` and ``val`` together and
+        keep the final epoch's weights)."""
         from medlearn.imaging.segmentation.models import make_loss
 
         work_dir = Path(work_dir)
+        if self.train_on_val:
+            train, val = [*train, *val], []
         if not train:
             raise DataValidationError("No training cases.")
         for r in train:
@@ -817,6 +849,7 @@ class SegmentationLearner:
                 "memory_format": str(module.memory_format).removeprefix("torch."),
                 "ema": self.ema,
                 "elastic": asdict(self.elastic) if self.elastic is not None else None,
+                "train_on_val": self.train_on_val,
             },
         )
 
