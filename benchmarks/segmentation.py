@@ -18,7 +18,9 @@ Usage (from the repository root, MEDLEARN_DATA_DIR set)::
         # e.g. --set data.options.channels_last=false --set data.options.val_every=1: the
         # fit-overhead options off, to compare epochs per budget with the example's defaults
 
-``--set`` changes medlearn's side only (for trying variants); the reference loop is fixed.
+``--set`` changes medlearn's training (for trying variants); the reference loop keeps its
+own optimiser, batch and full images, but builds the same network from ``model.*``, so a
+``model.*`` override changes both sides.
 
 Timings on a shared CPU are noisy.
 """

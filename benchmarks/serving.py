@@ -386,6 +386,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--quick", action="store_true", help="smoke run: 400 requests at 32")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (server and baseline)")
     ap.add_argument("--batch-wait-ms", type=float, default=2.0)
+    ap.add_argument("--model-processes", type=int, default=1, help="serve --model-processes")
+    ap.add_argument("--pin-cpus", action="store_true", help="serve --pin-cpus")
     ap.add_argument("--no-tabular", action="store_true")
     ap.add_argument("--keep", type=Path, help="keep the work directory here")
     args = ap.parse_args(argv)
@@ -422,7 +424,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         port = _free_port()
         _log(f"starting medlearn serve on 127.0.0.1:{port}")
-        server = start_server(db, port, args.threads, args.batch_wait_ms)
+        server = start_server(
+            db, port, args.threads, args.batch_wait_ms, args.model_processes, args.pin_cpus
+        )
 
         result: dict[str, Any] = {
             "machine": {"cpus": os.cpu_count(), "torch_threads": args.threads},
@@ -432,6 +436,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "audit": True,
                 "micro_batching": True,
                 "batch_wait_ms": args.batch_wait_ms,
+                "model_processes": args.model_processes,
+                "pin_cpus": args.pin_cpus,
                 "client": "asyncio HTTP/1.1 keep-alive, closed loop, separate process",
             },
             "models": {},
