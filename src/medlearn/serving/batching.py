@@ -1,6 +1,7 @@
 """Dynamic micro-batching: concurrent requests for one model share one forward pass.
 
-A :class:`MicroBatcher` owns one worker thread per model version. Requests submit their
+A :class:`MicroBatcher` owns one worker thread per model version (or one per whole-batch
+function it is given, e.g. per model process; they take turns gathering). Requests submit their
 records and get a future. An idle worker takes the first request, then gathers more for up
 to ``max_wait_ms`` (or until ``max_batch`` records); a worker coming back from a batch takes
 the requests that queued meanwhile at once (up to ``max_batch`` records), without waiting:

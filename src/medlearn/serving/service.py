@@ -68,11 +68,11 @@ class ServeSettings:
             (each with its own batch worker): while one answers a batch, the next batch is
             gathered and sent to another, so prediction can use more than one core.
         pin_cpus: with ``model_process``, give the model processes cores of their own: the
-            ``model_processes``-th child of every model runs on the n-th last CPU this
-            process may use, and this process's threads on the others (needs more CPUs than
-            ``model_processes``; otherwise nothing is pinned). Otherwise the kernel tends to
-            wake a child on the core of the server thread that woke it, and the two then
-            take turns on one core while the other idles.
+            n-th child of every model runs on the n-th last CPU this process may use, and
+            this process's threads on the others (needs more CPUs than
+            ``model_processes``; otherwise nothing is pinned). For a machine that does
+            nothing but serve; on the 2-core VM it made no difference beyond the VM's own
+            variation (docs/benchmarks.md).
     """
 
     db_url: str
