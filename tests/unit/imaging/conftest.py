@@ -34,3 +34,22 @@ def image_folder(tmp_path: Path, gray8: np.ndarray) -> Path:
     for rel in ("normal/a.png", "normal/b.png", "pneumonia/c.png", "pneumonia/sub/d.png"):
         write_png(root / rel, gray8)
     return root
+
+
+@pytest.fixture
+def seg_cases():
+    """``make(n)``: ``n`` tiny seeded 2-D segmentation records (a shifted box in noise)."""
+
+    def make(n: int, size: int = 16) -> list:
+        from medlearn.data import make_record
+
+        rng = np.random.default_rng(0)
+        out = []
+        for i in range(n):
+            mask = np.zeros((size, size), np.int64)
+            mask[3 + i : 10 + i, 4:12] = 1
+            image = (mask * 2.0 + rng.normal(0, 0.5, (size, size)))[None].astype(np.float32)
+            out.append(make_record(f"c{i}", image, mask, meta={}))
+        return out
+
+    return make

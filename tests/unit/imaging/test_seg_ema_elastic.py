@@ -43,19 +43,6 @@ def _learner(**options):
     )
 
 
-def _records(n: int = 4, size: int = 16):
-    from medlearn.data import make_record
-
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(n):
-        mask = np.zeros((size, size), np.int64)
-        mask[3 + i : 10 + i, 4:12] = 1
-        image = (mask * 2.0 + rng.normal(0, 0.5, (size, size)))[None].astype(np.float32)
-        out.append(make_record(f"c{i}", image, mask, meta={}))
-    return out
-
-
 def _blob(size: int = 32, dims: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
     """A label map with one ball and an image equal to it (so both must move together)."""
     grid = torch.stack(torch.meshgrid(*[torch.arange(size)] * dims, indexing="ij"))
@@ -267,8 +254,8 @@ def test_ema_weights_are_validated_and_checkpointed():
     )
 
 
-def test_fit_with_ema_and_elastic_is_seeded_and_hands_on_the_averaged_weights(tmp_path):
-    records = _records()
+def test_fit_with_ema_and_elastic_is_seeded_and_hands_on_the_averaged_weights(seg_cases, tmp_path):
+    records = seg_cases(4)
 
     def fit(name: str, **options):
         ln = _learner(epochs=3, batch_size=2, samples_per_image=2, **options)

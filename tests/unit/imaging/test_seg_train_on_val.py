@@ -30,19 +30,6 @@ def _learner(patience: int | None = None, **options):
     )
 
 
-def _records(n: int = 5, size: int = 16):
-    from medlearn.data import make_record
-
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(n):
-        mask = np.zeros((size, size), np.int64)
-        mask[3 + i : 10 + i, 4:12] = 1
-        image = (mask * 2.0 + rng.normal(0, 0.5, (size, size)))[None].astype(np.float32)
-        out.append(make_record(f"c{i}", image, mask, meta={}))
-    return out
-
-
 @pytest.mark.parametrize(
     ("options", "patience", "match"),
     [
@@ -80,8 +67,8 @@ def _patch_counts(monkeypatch) -> list[int]:
     return seen
 
 
-def test_fit_trains_on_train_and_val_and_keeps_the_final_weights(tmp_path, monkeypatch):
-    records = _records()
+def test_fit_trains_on_train_and_val_and_keeps_the_final_weights(seg_cases, tmp_path, monkeypatch):
+    records = seg_cases(5)
     seen = _patch_counts(monkeypatch)
     ln = _learner(train_on_val=True, samples_per_image=2, intensity="dataset")
     report = ln.fit(records[:3], records[3:], work_dir=tmp_path / "on", resume=False)
