@@ -9,11 +9,16 @@
     at <= 0.5 false positives per volume on the test cases.
 (c) Sliding-window inference throughput on a 3-D volume: medlearn's ``predict_volume`` vs
     calling MONAI's ``sliding_window_inference`` directly (overhead ratio <= 1.1).
+(d) ``--only steps`` (not in the default run): seconds per training step (forward, DiceCE,
+    backward, fused AdamW) of registered networks in three layouts: the default one,
+    channels-last as PyTorch does it, and channels-last as medlearn trains (instance norms
+    swapped for :mod:`medlearn.imaging.norms`' twins). No target; it shows which layout the
+    ``channels_last: auto`` default should pick.
 
 Usage (from the repository root, MEDLEARN_DATA_DIR set)::
 
     python benchmarks/segmentation.py [--ref-seconds 240] [--threads 2]
-        [--only isbi|phantom|throughput] [--skip-isbi] [--skip-phantom]
+        [--only isbi|phantom|throughput|steps] [--skip-isbi] [--skip-phantom]
         [--set data.options.tta=flip ...]   # extra overrides of medlearn's ISBI run file
         # e.g. --set data.options.channels_last=false --set data.options.val_every=1: the
         # fit-overhead options off, to compare epochs per budget with the example's defaults
@@ -238,6 +243,104 @@ def _throughput(threads: int) -> dict:
     }
 
 
+#: (label, network, params, spatial dims, batch, patch side) for ``--only steps``.
+STEP_CASES = (
+    ("isbi example", "basic_unet", {"features": [16, 16, 32, 64, 128, 16]}, 2, 2, 256),
+    (
+        "same, instance norm",
+        "basic_unet",
+        {"features": [16, 16, 32, 64, 128, 16], "norm": "instance"},
+        2,
+        2,
+        256,
+    ),
+    ("dynunet 2-D", "dynunet", {"filters": [16, 32, 64, 128]}, 2, 2, 256),
+    (
+        "phantom example",
+        "unet",
+        {"channels": [8, 16, 32, 64], "strides": [2, 2, 2], "num_res_units": 0},
+        3,
+        8,
+        32,
+    ),
+    (
+        "basic_unet 3-D, instance norm",
+        "basic_unet",
+        {"features": [8, 8, 16, 32, 64, 8], "norm": "instance"},
+        3,
+        2,
+        64,
+    ),
+    ("dynunet 3-D", "dynunet", {"filters": [8, 16, 32, 64]}, 3, 2, 64),
+)
+
+
+def _steps(threads: int, repeats: int = 5, per_repeat: int = 4) -> list[dict]:
+    """Seconds per training step of each :data:`STEP_CASES` network in three layouts,
+    interleaved (median over ``repeats`` rounds of ``per_repeat`` steps each)."""
+    from medlearn.imaging.segmentation.learner import in_layout
+    from medlearn.imaging.segmentation.models import make_loss
+    from medlearn.registry import MODELS
+
+    torch.set_num_threads(threads)
+    rows = []
+    for label, name, params, dims, batch, side in STEP_CASES:
+        cl = torch.channels_last if dims == 2 else torch.channels_last_3d
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn((batch, 1) + (side,) * dims, generator=g)
+        y = (torch.rand((batch, 1) + (side,) * dims, generator=g) > 0.7).long()
+        runs = {}
+        for layout in ("default", "channels_last_stock", "channels_last_medlearn"):
+            torch.manual_seed(0)
+            net = MODELS.get(name)(spatial_dims=dims, in_channels=1, out_channels=2, **params)
+            if layout == "channels_last_stock":
+                net = net.to(memory_format=cl)
+            elif layout == "channels_last_medlearn":
+                net = in_layout(net, cl)
+            fmt = torch.contiguous_format if layout == "default" else cl
+            opt = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=True)
+            runs[layout] = (net, opt, x.contiguous(memory_format=fmt))
+        loss_fn = make_loss("dice_ce")
+
+        for args in runs.values():  # warm-up (oneDNN primitive caches)
+            _train_step(*args, loss_fn, y)
+        times: dict[str, list[float]] = {k: [] for k in runs}
+        for _ in range(repeats):
+            for layout, args in runs.items():
+                t0 = time.perf_counter()
+                for _ in range(per_repeat):
+                    _train_step(*args, loss_fn, y)
+                times[layout].append((time.perf_counter() - t0) / per_repeat)
+        med = {k: round(float(np.median(v)), 4) for k, v in times.items()}
+        rows.append(
+            {
+                "case": label,
+                "model": name,
+                "params": params,
+                "input": [batch, 1] + [side] * dims,
+                "seconds_per_step": med,
+                "medlearn_speedup_vs_default": round(
+                    med["default"] / med["channels_last_medlearn"], 2
+                ),
+                "medlearn_speedup_vs_stock_channels_last": round(
+                    med["channels_last_stock"] / med["channels_last_medlearn"], 2
+                ),
+            }
+        )
+        _log_step(rows[-1])
+    return rows
+
+
+def _train_step(net, opt, xb, loss_fn, yb) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss_fn(net(xb), yb).backward()
+    opt.step()
+
+
+def _log_step(row: dict) -> None:
+    print(f"[steps] {row['case']}: {row['seconds_per_step']}", file=sys.stderr, flush=True)
+
+
 def main() -> None:
     """Run the benchmark parts and print their JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -245,7 +348,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-isbi", action="store_true")
     ap.add_argument("--skip-phantom", action="store_true")
-    ap.add_argument("--only", choices=("isbi", "phantom", "throughput"), help="run just this part")
+    ap.add_argument(
+        "--only", choices=("isbi", "phantom", "throughput", "steps"), help="run just this part"
+    )
     ap.add_argument(
         "--set",
         action="append",
@@ -257,6 +362,8 @@ def main() -> None:
     os.environ.setdefault("MEDLEARN_DATA_DIR", str(ROOT.parent / "shared" / "data"))
     torch.set_num_threads(args.threads)
     out: dict = {"threads": args.threads, "device": "cpu", "note": "shared CPU; timings noisy"}
+    if args.only == "steps":
+        out["training_steps"] = _steps(args.threads)
     if args.only in (None, "throughput"):
         out["sliding_window"] = _throughput(args.threads)
     if args.only == "phantom" or (args.only is None and not args.skip_phantom):

@@ -76,6 +76,7 @@ from torch import nn
 
 from medlearn._io import atomic_write_json
 from medlearn.errors import CheckpointError, ConfigError, DataValidationError, NotFittedError
+from medlearn.imaging.norms import use_channels_last_norms
 from medlearn.imaging.segmentation._augment import _FixedPatches, _PatchDataset, elastic_settings
 from medlearn.registry import LEARNERS, MODELS
 from medlearn.training import BadInput, FitReport, fit_module
@@ -90,6 +91,7 @@ __all__ = [
     "SegmentationLearner",
     "SegmentationModule",
     "budget_lr_factor",
+    "in_layout",
     "memory_format",
     "remove_small_components",
 ]
@@ -229,6 +231,17 @@ def memory_format(spatial_dims: int, channels_last: bool | str = "auto") -> torc
     return torch.channels_last if spatial_dims == 2 else torch.channels_last_3d
 
 
+def in_layout(net: nn.Module, fmt: torch.memory_format) -> nn.Module:
+    """``net`` with its weights in ``fmt``; in a channels-last format its instance norms are
+    also swapped for twins that do not copy to the default layout and back
+    (:func:`medlearn.imaging.norms.use_channels_last_norms`; same numbers, same
+    ``state_dict``)."""
+    net = net.to(memory_format=fmt)
+    if fmt != torch.contiguous_format:
+        use_channels_last_norms(net)
+    return net
+
+
 class SegmentationModule(LightningModule):
     """Patch-wise segmentation training with a MONAI loss; logs ``val_dice`` (foreground
     Dice pooled over validation patches), ``val_loss`` and ``train_loss`` once per epoch
@@ -270,7 +283,7 @@ class SegmentationModule(LightningModule):
         ema: float = 0.0,
     ) -> None:
         super().__init__()
-        self.net = net.to(memory_format=memory_format)
+        self.net = in_layout(net, memory_format)
         self.ema = float(ema)
         #: The averaged weights (``None`` without ``ema``); a submodule, so checkpoints hold it.
         self.ema_net: nn.Module | None = None
@@ -1042,7 +1055,7 @@ class SegmentationLearner:
                 hint="The bundle was written by another model definition; retrain.",
             ) from None
         net.eval()
-        obj.net_ = net.to(memory_format=memory_format(obj.spatial_dims, obj.channels_last))
+        obj.net_ = in_layout(net, memory_format(obj.spatial_dims, obj.channels_last))
         return obj
 
 
