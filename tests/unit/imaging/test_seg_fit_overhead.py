@@ -112,7 +112,7 @@ def test_overhead_option_defaults():
     ("dims", "value", "expected"),
     [
         (2, "auto", torch.channels_last),
-        (3, "auto", torch.contiguous_format),
+        (3, "auto", torch.channels_last_3d),
         (2, False, torch.contiguous_format),
         (3, True, torch.channels_last_3d),
     ],
