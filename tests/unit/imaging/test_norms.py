@@ -110,24 +110,21 @@ def test_segmentation_network_in_layout_matches_stock_network():
     from medlearn.imaging.segmentation.learner import in_layout
     from medlearn.imaging.segmentation.models import basic_unet
 
+    def tiny() -> nn.Module:
+        return basic_unet(
+            spatial_dims=2,
+            in_channels=1,
+            out_channels=2,
+            features=[4, 4, 8, 16, 32, 4],
+            norm="instance",
+        ).eval()
+
     torch.manual_seed(0)
-    stock = basic_unet(
-        spatial_dims=2,
-        in_channels=1,
-        out_channels=2,
-        features=[4, 4, 8, 16, 32, 4],
-        norm="instance",
-    ).eval()
+    stock = tiny()
     fast = in_layout(copy.deepcopy(stock), torch.channels_last)
     assert sum(isinstance(m, ChannelsLastInstanceNorm2d) for m in fast.modules()) > 0
     # a state_dict saved from either loads into the other
-    fresh = basic_unet(
-        spatial_dims=2,
-        in_channels=1,
-        out_channels=2,
-        features=[4, 4, 8, 16, 32, 4],
-        norm="instance",
-    ).eval()
+    fresh = tiny()
     fresh.load_state_dict(fast.state_dict())
     x = torch.randn(2, 1, 32, 32, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
