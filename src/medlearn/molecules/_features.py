@@ -149,10 +149,38 @@ def descriptor_names() -> list[str]:
     return [name for name, _ in Descriptors._descList]
 
 
+def _estate_extreme(pick: Any) -> Any:
+    """One of RDKit's four E-state extremes, reusing the molecule's E-state indices.
+
+    RDKit's ``MaxEStateIndex`` & co. each recompute every atom's E-state index (a Python
+    loop over atom pairs, ~0.5 ms for a drug-sized molecule) with ``force=1``. Asking with
+    ``force=False`` returns the indices RDKit stored on the same ``Mol`` object at the first
+    call, so the values are identical and the loop runs once per molecule, not four times.
+    """
+    from rdkit.Chem.EState.EState import EStateIndices
+
+    def descriptor(mol: Any) -> float:
+        return pick(EStateIndices(mol, force=False))
+
+    return descriptor
+
+
+#: descriptor name -> a faster function with identical values.
+_SHARED_WORK = {
+    "MaxEStateIndex": lambda: _estate_extreme(max),
+    "MinEStateIndex": lambda: _estate_extreme(min),
+    "MaxAbsEStateIndex": lambda: _estate_extreme(lambda v: max(abs(x) for x in v)),
+    "MinAbsEStateIndex": lambda: _estate_extreme(lambda v: min(abs(x) for x in v)),
+}
+
+
 def _functions(names: Sequence[str]) -> list[Any]:
     from rdkit.Chem import Descriptors
 
     table = dict(Descriptors._descList)
+    for name, make in _SHARED_WORK.items():
+        if name in table:
+            table[name] = make()
     unknown = [n for n in names if n not in table]
     if unknown:
         raise ConfigError(

@@ -46,6 +46,7 @@ from torch import nn
 from medlearn.errors import ConfigError
 from medlearn.molecules._featurize import ATOM_DIM, BOND_DIM, GraphBatch, message_pairs
 from medlearn.registry import MODELS
+from medlearn.training.dropout import FastDropout
 
 __all__ = [
     "AttentiveFPEncoder",
@@ -284,7 +285,7 @@ class DMPNNEncoder(nn.Module):
         self.W_i = nn.Linear(atom_dim + bond_dim, hidden, bias=False)
         self.W_h = nn.Linear(hidden, hidden, bias=False)
         self.W_o = nn.Linear(atom_dim + hidden, hidden)
-        self.drop = nn.Dropout(dropout)
+        self.drop = FastDropout(dropout)
 
     def atom_states(
         self,
@@ -373,7 +374,7 @@ class GINEncoder(nn.Module):
             )
             self.convs.append(conv)
             self.norms.append(nn.BatchNorm1d(hidden))
-        self.drop = nn.Dropout(dropout)
+        self.drop = FastDropout(dropout)
 
     def forward(self, batch: GraphBatch, x: torch.Tensor | None = None) -> torch.Tensor:
         """Molecule vectors ``(B, hidden)``; ``x`` replaces the batch's atom features."""
@@ -435,10 +436,10 @@ class AttentiveFPEncoder(nn.Module):
 
 def _ffn(in_dim: int, out_dim: int, hidden: int, layers: int, dropout: float) -> nn.Sequential:
     """Chemprop's predictor: ``layers`` hidden (Linear, ReLU, Dropout) blocks, then Linear."""
-    mods: list[nn.Module] = [nn.Dropout(dropout)]
+    mods: list[nn.Module] = [FastDropout(dropout)]
     d = in_dim
     for _ in range(layers):
-        mods += [nn.Linear(d, hidden), nn.ReLU(), nn.Dropout(dropout)]
+        mods += [nn.Linear(d, hidden), nn.ReLU(), FastDropout(dropout)]
         d = hidden
     mods.append(nn.Linear(d, out_dim))
     return nn.Sequential(*mods)

@@ -71,6 +71,22 @@ def test_descriptors_all_columns() -> None:
         rdkit_descriptors(SMILES[:1], names=["NoSuchThing"])
 
 
+def test_descriptors_equal_rdkit_functions_called_one_by_one() -> None:
+    # The E-state extremes share one computation per molecule; every value must still be
+    # exactly what RDKit's own function returns, in any order of names.
+    from rdkit import Chem
+    from rdkit.Chem import Descriptors
+
+    table = dict(Descriptors._descList)
+    names = ["MinAbsEStateIndex", "MolWt", "MaxEStateIndex", "MinEStateIndex", "MaxAbsEStateIndex"]
+    clear_feature_cache()
+    X = rdkit_descriptors(SMILES, names=names)
+    for i, smi in enumerate(SMILES):
+        want = [float(table[n](Chem.MolFromSmiles(smi))) for n in names]
+        np.testing.assert_array_equal(X[i], want)
+    assert (X[:, 2] >= X[:, 3]).all() and (X[:, 2] > X[:, 3]).any()
+
+
 def test_scaler_handles_nan_inf_and_extremes() -> None:
     X = np.array([[1.0, np.nan, 5.0], [2.0, np.inf, 5.0], [3.0, 1.0, 5.0], [1e30, 2.0, 5.0]])
     scaler = DescriptorScaler(["a", "b", "c"], clip_quantile=0.25).fit(X)
