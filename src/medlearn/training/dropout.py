@@ -10,9 +10,9 @@ of the training time.
 integers (one generator call per four elements), compares them with a threshold and keeps the
 mask as floats with the ``1 / (1 - p)`` scale folded in, so that backward is one multiply of
 two float tensors. The drop probability is rounded to a multiple of 2⁻¹⁵ (0.3 becomes
-0.300018) and kept values are scaled by the inverse of the rounded keep probability. Random numbers come from PyTorch's default generator (or the one given), so
-``torch.manual_seed`` makes masks repeatable. On other devices the module calls PyTorch's own
-dropout.
+0.300018) and kept values are scaled by the inverse of the rounded keep probability. Random
+numbers come from PyTorch's default generator (or the one given), so ``torch.manual_seed``
+makes masks repeatable. On other devices the module calls PyTorch's own dropout.
 
 Example:
     >>> import torch

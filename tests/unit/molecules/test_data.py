@@ -416,9 +416,9 @@ def test_duplicates_merge_averages_regression_values(tmp_path: Path) -> None:
     path = _csv(tmp_path, "smiles,y\nCCO,1.0\nOCC,2.0\nCCN,5\n")
     data = read_molecules(path, _cfg(path, "y", "regression", duplicates="merge"))
     assert {r["input"]: r["target"] for r in data.records} == {"CCO": 1.5, "CCN": 5.0}
-    assert "molecules_with_conflicting_labels" not in data.info["data_quality"][
-        "duplicate_molecules"
-    ]
+    assert (
+        "molecules_with_conflicting_labels" not in data.info["data_quality"]["duplicate_molecules"]
+    )
 
 
 def test_duplicates_merge_drops_a_conflicting_single_binary_label(tmp_path: Path) -> None:
