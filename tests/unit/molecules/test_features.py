@@ -123,3 +123,51 @@ def test_scaler_errors(tmp_path: Path) -> None:
     bad["mean"] = [0.0]
     with pytest.raises(DataValidationError, match="mean"):
         DescriptorScaler.from_dict(bad)
+
+
+def test_descriptor_disk_cache_round_trip_corrupt_and_unwritable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from medlearn.molecules import _features
+
+    monkeypatch.setenv("MEDLEARN_CACHE_DIR", str(tmp_path / "cache"))
+    names = ["MolWt", "TPSA", "MaxEStateIndex"]
+    clear_feature_cache()
+    X = rdkit_descriptors(SMILES, names=names)
+    folder = _features.descriptor_cache_dir(names)
+    assert folder.parent == tmp_path / "cache" / "descriptors"
+    assert folder != _features.descriptor_cache_dir(["MolWt"])  # another list, another folder
+    shards = sorted(folder.glob("*.npz"))
+    assert shards
+
+    # from disk: nothing is parsed again, and the values are the same
+    clear_feature_cache()
+
+    def no_parsing(*args: object, **kwargs: object) -> None:
+        raise AssertionError("descriptors were recomputed instead of read from disk")
+
+    monkeypatch.setattr(_features, "_mols", no_parsing)
+    np.testing.assert_array_equal(rdkit_descriptors(SMILES[::-1], names=names), X[::-1])
+    monkeypatch.undo()
+    monkeypatch.setenv("MEDLEARN_CACHE_DIR", str(tmp_path / "cache"))
+
+    # a corrupt shard is rebuilt with a warning
+    shards[0].write_bytes(b"not a cache")
+    clear_feature_cache()
+    with caplog.at_level("WARNING"):
+        np.testing.assert_array_equal(rdkit_descriptors(SMILES, names=names), X)
+    assert "unreadable" in caplog.text
+    clear_feature_cache()
+    np.testing.assert_array_equal(rdkit_descriptors(SMILES, names=names), X)
+
+    # an unwritable cache folder only costs speed
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    clear_feature_cache()
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        got = rdkit_descriptors(SMILES, names=names, cache_dir=blocker)
+    np.testing.assert_array_equal(got, X)
+    assert "cannot write the descriptor cache" in caplog.text
+    clear_feature_cache()
+    np.testing.assert_array_equal(rdkit_descriptors(SMILES, names=names, disk=False), X)
