@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 
 from medlearn._io import atomic_write_bytes
-from medlearn.catalog import CACHE_ENV
 from medlearn.errors import ConfigError, DataValidationError, NotFittedError
 
 __all__ = [
@@ -114,7 +113,6 @@ def _fill(
 #: bumped when the way medlearn turns RDKit's values into a row changes.
 _DESCRIPTOR_CACHE_VERSION = 1
 _CACHE_MAGIC = "medlearn-descriptor-rows-1"
-_WARNED: set[str] = set()
 
 
 def descriptor_cache_dir(
@@ -128,7 +126,7 @@ def descriptor_cache_dir(
     """
     from rdkit import __version__ as rdkit_version
 
-    from medlearn.molecules._graph_cache import _cache_root
+    from medlearn.molecules._graph_cache import _cache_root  # the same cache root as graphs
 
     names = list(names) if names is not None else descriptor_names()
     tag = hashlib.sha1("\n".join(names).encode("utf-8")).hexdigest()[:12]
@@ -171,6 +169,8 @@ def _disk_rows(folder: Path, smiles: Sequence[str], width: int) -> dict[str, np.
 def _write_disk_rows(folder: Path, rows: dict[str, np.ndarray]) -> None:
     """Merge ``rows`` into their shards (each written atomically); an unwritable folder only
     costs speed and is reported once."""
+    from medlearn.molecules._graph_cache import warn_unwritable
+
     by_shard: dict[str, dict[str, np.ndarray]] = {}
     for s, row in rows.items():
         by_shard.setdefault(_shard(s), {})[s] = row
@@ -189,15 +189,7 @@ def _write_disk_rows(folder: Path, rows: dict[str, np.ndarray]) -> None:
             )
             atomic_write_bytes(path, buf.getvalue(), durable=False)  # a cache: rebuilt if lost
     except OSError as exc:
-        if str(folder) not in _WARNED:
-            _WARNED.add(str(folder))
-            log.warning(
-                "cannot write the descriptor cache in %s (%s); descriptors stay in memory "
-                "only. Set %s to a writable folder.",
-                folder,
-                type(exc).__name__,
-                CACHE_ENV,
-            )
+        warn_unwritable(folder, "descriptor", exc)
 
 
 # --- Morgan fingerprints ------------------------------------------------------------------------

@@ -232,12 +232,20 @@ def _fill(missing: list[str], wanted: list[str], version: str, folder: Path | No
         for shard, new in new_by_shard.items():
             _write_shard(folder / f"{shard}.bin", {**loaded[shard], **new})
     except OSError as exc:
-        if str(folder) not in _WARNED_UNWRITABLE:
-            _WARNED_UNWRITABLE.add(str(folder))
-            log.warning(
-                "cannot write the graph cache in %s (%s); graphs stay in memory only. "
-                "Set %s to a writable folder.",
-                folder,
-                type(exc).__name__,
-                CACHE_ENV,
-            )
+        warn_unwritable(folder, "graph", exc)
+
+
+def warn_unwritable(folder: Path, what: str, exc: OSError) -> None:
+    """Log once per folder that a ``what`` cache cannot be written (it only costs speed)."""
+    if str(folder) in _WARNED_UNWRITABLE:
+        return
+    _WARNED_UNWRITABLE.add(str(folder))
+    log.warning(
+        "cannot write the %s cache in %s (%s); %ss stay in memory only. "
+        "Set %s to a writable folder.",
+        what,
+        folder,
+        type(exc).__name__,
+        what,
+        CACHE_ENV,
+    )
