@@ -90,9 +90,13 @@ def _fill(
     computing the missing ones with ``compute(mols)`` (and writing them to ``disk``)."""
     wanted = [str(s) for s in smiles]
     missing = list(dict.fromkeys(s for s in wanted if (*key, s) not in _ROWS))
+    shards: dict[str, dict[str, np.ndarray]] = {}
     if missing and disk is not None:
-        for s, row in _disk_rows(disk, missing, width).items():
-            _ROWS[(*key, s)] = row
+        shards = _load_shards(disk, missing, width)
+        for s in missing:
+            row = shards[_shard(s)].get(s)
+            if row is not None:
+                _ROWS[(*key, s)] = row
         missing = [s for s in missing if (*key, s) not in _ROWS]
     if missing:
         first: dict[str, int] = {}
@@ -102,7 +106,7 @@ def _fill(
         for s, row in zip(missing, rows, strict=True):
             _ROWS[(*key, s)] = row
         if disk is not None:
-            _write_disk_rows(disk, dict(zip(missing, rows, strict=True)))
+            _write_disk_rows(disk, dict(zip(missing, rows, strict=True)), shards)
     if not wanted:
         return np.zeros((0, width), dtype=np.float32)
     return np.stack([_ROWS[(*key, s)] for s in wanted])
@@ -155,20 +159,22 @@ def _read_rows(path: Path, width: int) -> dict[str, np.ndarray]:
     return dict(zip(keys, rows, strict=True))
 
 
-def _disk_rows(folder: Path, smiles: Sequence[str], width: int) -> dict[str, np.ndarray]:
-    by_shard: dict[str, list[str]] = {}
-    for s in smiles:
-        by_shard.setdefault(_shard(s), []).append(s)
-    found: dict[str, np.ndarray] = {}
-    for shard, group in by_shard.items():
-        rows = _read_rows(folder / f"{shard}.npz", width)
-        found.update((s, rows[s]) for s in group if s in rows)
-    return found
+def _load_shards(
+    folder: Path, smiles: Sequence[str], width: int
+) -> dict[str, dict[str, np.ndarray]]:
+    """The shards (by name) that hold ``smiles``, each read once."""
+    return {
+        shard: _read_rows(folder / f"{shard}.npz", width)
+        for shard in dict.fromkeys(_shard(s) for s in smiles)
+    }
 
 
-def _write_disk_rows(folder: Path, rows: dict[str, np.ndarray]) -> None:
-    """Merge ``rows`` into their shards (each written atomically); an unwritable folder only
-    costs speed and is reported once."""
+def _write_disk_rows(
+    folder: Path, rows: dict[str, np.ndarray], shards: dict[str, dict[str, np.ndarray]]
+) -> None:
+    """Merge ``rows`` into their shards (``shards``: those already read by
+    :func:`_load_shards`) and write each atomically; an unwritable folder only costs speed and
+    is reported once."""
     from medlearn.molecules._graph_cache import warn_unwritable
 
     by_shard: dict[str, dict[str, np.ndarray]] = {}
@@ -178,7 +184,8 @@ def _write_disk_rows(folder: Path, rows: dict[str, np.ndarray]) -> None:
     try:
         for shard, new in by_shard.items():
             path = folder / f"{shard}.npz"
-            merged = {**_read_rows(path, width), **new}
+            old = shards[shard] if shard in shards else _read_rows(path, width)
+            merged = {**old, **new}
             keys = sorted(merged)
             buf = io.BytesIO()
             np.savez(

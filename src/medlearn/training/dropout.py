@@ -46,9 +46,14 @@ def _check_p(p: float) -> float:
     return p
 
 
+def _threshold(p: float) -> int:
+    """Lanes below this (of ``_LEVELS``) are dropped."""
+    return round(_check_p(p) * _LEVELS)
+
+
 def quantised_p(p: float) -> float:
     """The drop probability :func:`keep_mask` actually uses for ``p``."""
-    return round(_check_p(p) * _LEVELS) / _LEVELS
+    return _threshold(p) / _LEVELS
 
 
 def keep_mask(
@@ -68,14 +73,13 @@ def keep_mask(
         device: where to make it.
         generator: random generator (default: PyTorch's global one).
     """
-    p = _check_p(p)
+    threshold = _threshold(p)
     n = math.prod(shape)
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device)
     # random_() without bounds fills [0, 2**63): the top bit of every word is 0, so the
     # four 16-bit lanes are cut to their low 15 bits, which are uniform in all of them.
     words.random_(generator=generator)
     lanes = words.view(torch.int16)[:n].view(tuple(shape)) & (_LEVELS - 1)
-    threshold = round(p * _LEVELS)
     return (lanes >= threshold).to(dtype).mul_(_LEVELS / (_LEVELS - threshold))
 
 
