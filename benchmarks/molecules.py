@@ -164,12 +164,16 @@ def run_medlearn(cfg: Any, parts: dict[str, list], metric: str, work: Path) -> d
     result = train(cfg, out=work, echo=lambda _msg: None)
     wall = time.perf_counter() - t0
     learner, _ = load_learner(work)
-    test = parts["test"]
-    logits = np.asarray(learner.predict_logits(test), dtype=float)
-    if metric == "auroc" and logits.ndim == 2 and logits.shape[1] == 2 and cfg.task == "binary":
-        logits = logits[:, 1:] - logits[:, :1]
+
+    def score(records: list[dict[str, Any]]) -> float:
+        logits = np.asarray(learner.predict_logits(records), dtype=float)
+        if metric == "auroc" and logits.ndim == 2 and logits.shape[1] == 2 and cfg.task == "binary":
+            logits = logits[:, 1:] - logits[:, :1]
+        return _score(metric, _targets(records), logits)
+
     return {
-        "value": _score(metric, _targets(test), logits),
+        "value": score(parts["test"]),
+        "val_value": score(parts["val"]),  # for choosing settings without the test split
         "fit_seconds": float(result.metrics["timing"]["fit_seconds"]),
         "wall_seconds": round(wall, 1),
         "handler_test": result.metrics["metrics"].get("test", {}),
@@ -389,6 +393,11 @@ def main() -> None:
         for tool, rows in by_tool.items():
             entry[tool] = {
                 "test": _mean_std([r["value"] for r in rows]),
+                **(
+                    {"val": _mean_std([r["val_value"] for r in rows])}
+                    if all("val_value" in r for r in rows)
+                    else {}
+                ),
                 "fit_seconds": _mean_std([r["fit_seconds"] for r in rows]),
             }
         if "medlearn" in entry and "chemprop" in entry:
