@@ -14,13 +14,16 @@ Protocol, per dataset and seed:
   tools see identical molecules. Duplicate molecules share a group, so none crosses splits.
 * medlearn trains the run file in ``examples/molecules/`` (``esol.yaml`` also for FreeSolv,
   ``tox21.yaml`` also for ClinTox, with the dataset swapped and the D-MPNN as measured for
-  ClinTox: no descriptors, no dropout, which the Tox21 example adds) through
+  ClinTox: no descriptors, no dropout, which the Tox21 example adds, and the mean readout
+  chosen on validation) through
   ``medlearn.pipeline.train``
   with ``training.seed = seed``; Chemprop runs ``chemprop train`` with its defaults (D-MPNN,
   hidden 300, depth 3, 50 epochs, Noam schedule, best-val checkpoint) and
   ``--pytorch-seed seed``.
 * Both tools' test predictions are scored by the same code here: RMSE (regression) or ROC-AUC
-  averaged over tasks, each task on its labelled molecules (classification).
+  averaged over tasks, each task on its labelled molecules (classification). medlearn's
+  validation molecules are scored the same way (``val_value``), so that settings can be
+  chosen without looking at the test split.
 * medlearn trains one model (``training.ensemble = 1``), as Chemprop does by default.
 * Fit seconds: medlearn's ``timing.fit_seconds`` (featurisation included, caches emptied
   before every run); Chemprop's wall time
