@@ -508,9 +508,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         load_cpus = None
         if args.pin_cpus:  # the load shares the web server's cores, never the model's
-            allowed = sorted(os.sched_getaffinity(0))
-            if len(allowed) > args.model_processes:
-                load_cpus = frozenset(allowed[: len(allowed) - args.model_processes])
+            from medlearn.serving.service import cpu_plan
+
+            plan = cpu_plan(args.model_processes)  # the split `serve --pin-cpus` makes
+            load_cpus = plan[0] if plan is not None else None
         total_sent = 0
         for label, bundle, reqs, inputs, read in suites:
             _log(f"{label}: warm-up")
