@@ -48,6 +48,13 @@ Options come from ``data.options`` (the reader's own keys are listed in
                     (default: on, in 2-D and 3-D; oneDNN's CPU convolutions run faster in
                     it, and instance norms are swapped for channels-last twins), ``true``
                     or ``false``; the numbers computed are the same up to rounding
+``precision``       ``32`` (default), ``bf16`` or ``auto``: ``bf16`` trains in bfloat16
+                    mixed precision (the network's forward and backward in bfloat16 under
+                    ``torch.autocast``; weights, loss and optimiser in float32), which makes a
+                    training step 1.5-1.8x faster on CPUs with native bfloat16 (AVX512-BF16,
+                    AMX) and is slower where bfloat16 is emulated; ``auto`` picks ``bf16``
+                    only where the hardware has it (:mod:`medlearn.training.precision`).
+                    Validation runs in the same precision; inference stays float32
 ``train_on_val``    ``true``: train on the train and val images together and keep the
                     weights of the final epoch (nothing is validated during the fit, so no
                     ``val_dice``, ``best.ckpt`` or early stopping; use it with
@@ -81,6 +88,7 @@ from medlearn.imaging.norms import use_channels_last_norms
 from medlearn.imaging.segmentation._augment import _FixedPatches, _PatchDataset, elastic_settings
 from medlearn.registry import LEARNERS, MODELS
 from medlearn.training import BadInput, FitReport, fit_module
+from medlearn.training.precision import autocast, resolve_precision
 
 if TYPE_CHECKING:
     from medlearn.config import RunConfig
@@ -111,6 +119,7 @@ LEARNER_OPTIONS = (
     "min_lesion_voxels",
     "overlap",
     "patch_size",
+    "precision",
     "samples_per_image",
     "spacing",
     "surface_tolerance",
@@ -270,6 +279,8 @@ class SegmentationModule(LightningModule):
             after every optimiser step with the warmed-up decay ``min(ema, (1 + n) / (10 + n))``
             (``n`` earlier updates), validates in place of the trained weights and is saved in
             checkpoints (:attr:`ema_net`); buffers (norm statistics) are copied.
+        precision: ``"32"`` or ``"bf16"`` (the network's forward under bfloat16 autocast,
+            its logits returned as float32, so the loss is computed in float32).
     """
 
     def __init__(
@@ -286,8 +297,10 @@ class SegmentationModule(LightningModule):
         val_every: int = 1,
         memory_format: torch.memory_format = torch.contiguous_format,
         ema: float = 0.0,
+        precision: str = "32",
     ) -> None:
         super().__init__()
+        self.precision = precision
         self.net = in_layout(net, memory_format)
         self.ema = float(ema)
         #: The averaged weights (``None`` without ``ema``); a submodule, so checkpoints hold it.
@@ -309,13 +322,20 @@ class SegmentationModule(LightningModule):
         self._val_loss = torch.zeros(2, dtype=torch.float64)
         self._confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
 
+    def _logits(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=self.memory_format)
+        if self.precision == "32":
+            return net(x)
+        with autocast(self.precision, x.device):
+            out = net(x)
+        return out.float()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.contiguous(memory_format=self.memory_format))
+        return self._logits(self.net, x)
 
     def _evaluate(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of the weights that are validated: the averaged ones under ``ema``."""
-        net = self.net if self.ema_net is None else self.ema_net
-        return net(x.contiguous(memory_format=self.memory_format))
+        return self._logits(self.net if self.ema_net is None else self.ema_net, x)
 
     @torch.no_grad()
     def update_ema(self) -> None:
@@ -615,6 +635,8 @@ class SegmentationLearner:
         self.val_every = _positive_int(opts, "val_every", 1)
         self.channels_last: bool | str = _channels_last(opts.get("channels_last", "auto"))
         self.ema = _ema_decay(opts.get("ema", 0.0))
+        resolve_precision(opts.get("precision", "32"), field="data.options.precision")
+        self.precision = str(opts.get("precision", "32"))
         self.elastic = elastic_settings(opts.get("elastic"))
         thr = opts.get("threshold")
         if thr is not None and len(self.classes) != 2:
@@ -816,6 +838,9 @@ class SegmentationLearner:
             val_ds = _FixedPatches(val_src, self.seed + 17)
         torch.manual_seed(self.seed)
         net = self._new_net()
+        # the trainer's accelerator is "auto": CUDA when there is one
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        precision = resolve_precision(self.precision, device, field="data.options.precision")
         module = SegmentationModule(
             net,
             make_loss(self.loss),
@@ -828,6 +853,7 @@ class SegmentationLearner:
             val_every=self.val_every,
             memory_format=memory_format(self.spatial_dims, self.channels_last),
             ema=self.ema,
+            precision=precision,
         )
         t0 = time.perf_counter()
         outcome = fit_module(
@@ -866,6 +892,7 @@ class SegmentationLearner:
                 "val_every": self.val_every,
                 "memory_format": str(module.memory_format).removeprefix("torch."),
                 "ema": self.ema,
+                "precision": precision,
                 "elastic": asdict(self.elastic) if self.elastic is not None else None,
                 "train_on_val": self.train_on_val,
             },
