@@ -26,10 +26,13 @@ Usage::
 
     MEDLEARN_DATA_DIR=/work/shared/data python benchmarks/serving.py [--quick]
         [--bundle RUN_OR_BUNDLE] [--tabular-bundle PATH] [--requests 10000] [--threads 1]
-        [--pin-cpus] [--levels 1,8,32] [--no-tabular]
+        [--pin-cpus] [--levels 1,8,32] [--no-tabular] [--repeats 5]
 
 Targets (2 cores): p99 <= 50 ms at 32 clients for the image model, throughput >= 70 % of
-in-process, 0 errors, audit rows == requests.
+in-process, 0 errors, audit rows == requests. ``--repeats N`` drives the image model at 32
+clients N times (each drive with its own in-process baseline before and after) and judges the
+first two targets on the medians over the drives, so that one drive caught in a slow or fast
+spell of the VM does not decide them; each drive's values are reported too.
 """
 
 from __future__ import annotations
@@ -394,6 +397,24 @@ def batch_histogram(port: int) -> dict[str, float]:
 # --- main ------------------------------------------------------------------------------------
 
 
+def summarise_drives(drives: list[dict[str, Any]]) -> dict[str, Any]:
+    """The 32-client image drives in one summary: the median p99, throughput and ratio to
+    in-process over the drives (one drive: its own values), with every drive's values and
+    how many drives met both latency and throughput targets on their own."""
+    p99s = [d["p99_ms"] for d in drives]
+    ratios = [d["throughput_vs_in_process"] for d in drives]
+    met = [p is not None and p <= 50 and r >= 0.7 for p, r in zip(p99s, ratios, strict=True)]
+    return {
+        "drives": len(drives),
+        "p99_ms": None if None in p99s else round(float(np.median(p99s)), 2),
+        "throughput_rps": round(float(np.median([d["throughput_rps"] for d in drives])), 1),
+        "throughput_vs_in_process": round(float(np.median(ratios)), 3),
+        "p99_ms_per_drive": p99s,
+        "throughput_vs_in_process_per_drive": ratios,
+        "drives_meeting_both_targets": int(sum(met)),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bundle", type=Path, help="PneumoniaMNIST run dir or bundle (else trained)")
@@ -408,8 +429,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument(
         "--levels", default="1,8,32", help="client counts, comma-separated (targets use 32)"
     )
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="drive the image model at 32 clients this many times, each beside its own "
+        "in-process baseline; the targets are then judged on the medians over the drives",
+    )
     ap.add_argument("--keep", type=Path, help="keep the work directory here")
     args = ap.parse_args(argv)
+    if args.repeats < 1:
+        raise SystemExit("--repeats must be at least 1")
     if "MEDLEARN_DATA_DIR" not in os.environ:
         raise SystemExit("set MEDLEARN_DATA_DIR (PneumoniaMNIST and the UCI heart data)")
     n32 = 400 if args.quick else args.requests
@@ -518,7 +548,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             warm = run_load(port, reqs[:64], 8)
             total_sent += warm["requests"]
             levels = []
-            for clients in levels_asked:
+            plan = [
+                (clients, r)
+                for clients in levels_asked
+                for r in range(args.repeats if clients == 32 else 1)
+            ]
+            for clients, repeat in plan:
                 n = (
                     counts[clients]
                     if label.startswith("pneumonia")
@@ -532,7 +567,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 pre = in_process(bundle, batches, read)
                 before = audit_rows(db_file)
                 hist0 = batch_histogram(port)
-                _log(f"{label}: {clients} clients, {n} requests")
+                _log(
+                    f"{label}: {clients} clients, {n} requests"
+                    + (f", drive {repeat + 1}" if args.repeats > 1 and clients == 32 else "")
+                )
                 cpu0 = cpu_seconds(server.pid)
                 res = run_load(port, reqs[:n], clients, load_cpus)
                 res["server_cpu_ms_per_request"] = round(
@@ -556,6 +594,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 res["throughput_vs_in_process"] = round(
                     res["throughput_rps"] / res["in_process"]["throughput_per_s"], 3
                 )
+                if clients == 32:
+                    res["drive"] = repeat + 1
                 levels.append(res)
             result["models"][label] = levels
 
@@ -579,9 +619,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result["audit"]["tampered_verify_rc"] = bad.returncode
         result["audit"]["tampered_message"] = (bad.stdout + bad.stderr).strip()[-300:]
 
-        img32 = next(
-            (lv for lv in result["models"]["pneumonia_28px_image"] if lv["clients"] == 32), None
-        )  # None when --levels left 32 out: those two targets are then not judged
+        drives = [lv for lv in result["models"]["pneumonia_28px_image"] if lv["clients"] == 32]
+        # none when --levels left 32 out: those two targets are then not judged; with
+        # --repeats they are judged on the medians over the drives
+        img32 = summarise_drives(drives) if drives else None
+        if img32 is not None and len(drives) > 1:
+            result["image_32_clients_over_drives"] = img32
         result["targets"] = {
             "image_p99_ms_at_32_le_50": None
             if img32 is None
