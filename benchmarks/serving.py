@@ -548,10 +548,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             warm = run_load(port, reqs[:64], 8)
             total_sent += warm["requests"]
             levels = []
+            is_image = label.startswith("pneumonia")
             plan = [
                 (clients, r)
                 for clients in levels_asked
-                for r in range(args.repeats if clients == 32 else 1)
+                for r in range(args.repeats if clients == 32 and is_image else 1)
             ]
             for clients, repeat in plan:
                 n = (
@@ -569,7 +570,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 hist0 = batch_histogram(port)
                 _log(
                     f"{label}: {clients} clients, {n} requests"
-                    + (f", drive {repeat + 1}" if args.repeats > 1 and clients == 32 else "")
+                    + (
+                        f", drive {repeat + 1}"
+                        if args.repeats > 1 and clients == 32 and is_image
+                        else ""
+                    )
                 )
                 cpu0 = cpu_seconds(server.pid)
                 res = run_load(port, reqs[:n], clients, load_cpus)
@@ -594,7 +599,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 res["throughput_vs_in_process"] = round(
                     res["throughput_rps"] / res["in_process"]["throughput_per_s"], 3
                 )
-                if clients == 32:
+                if clients == 32 and is_image:
                     res["drive"] = repeat + 1
                 levels.append(res)
             result["models"][label] = levels
