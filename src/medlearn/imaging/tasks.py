@@ -27,6 +27,7 @@ from medlearn._io import atomic_write_json
 from medlearn.errors import CheckpointError, ConfigError, DataValidationError, NotFittedError
 from medlearn.registry import LEARNERS, METRICS, MODELS, TRANSFORMS
 from medlearn.training import BadInput, Explanation, FitReport, fit_module
+from medlearn.training.precision import autocast, resolve_precision
 
 if TYPE_CHECKING:
     from medlearn.config import RunConfig
@@ -156,6 +157,8 @@ class ClassificationModule(LightningModule):
         monitor: metric name logged as ``val_<monitor>`` each epoch.
         backbone_params, freeze_backbone_epochs: train only the head for the first epochs.
         seed: base seed for the augmentation RNG (re-seeded from the global step).
+        precision: ``"32"`` or ``"bf16"`` (the network's forward under bfloat16 autocast, its
+            logits returned as float32, so the loss and the validation metric are float32).
     """
 
     def __init__(
@@ -175,9 +178,11 @@ class ClassificationModule(LightningModule):
         backbone_params: Sequence[nn.Parameter] = (),
         freeze_backbone_epochs: int = 0,
         seed: int = 0,
+        precision: str = "32",
     ) -> None:
         super().__init__()
         self.net = net
+        self.precision = precision
         self.num_classes = num_classes
         self.lr = lr
         self.weight_decay = weight_decay
@@ -197,7 +202,11 @@ class ClassificationModule(LightningModule):
         self._val_targets: list[torch.Tensor] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        if self.precision == "32":
+            return self.net(x)
+        with autocast(self.precision, x.device):
+            out = self.net(x)
+        return out.float()
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(
@@ -307,6 +316,9 @@ class ImageClassifier:
         image_size: resize inputs to this size (default: the training images' size).
         load_options: reader options for file inputs (``window``, ``color``).
         augment: augmentation preset name and params, or ``None``.
+        precision: training precision, ``32``, ``bf16`` or ``auto``
+            (:mod:`medlearn.training.precision`; ``data.options.precision``); prediction
+            stays float32.
         epochs, batch_size, lr, weight_decay, optimizer, scheduler, seed, deterministic,
         max_minutes, patience, monitor, class_weights, label_smoothing, ensemble,
         freeze_backbone_epochs, num_threads, progress: training settings
@@ -343,7 +355,10 @@ class ImageClassifier:
         num_threads: int | None = None,
         progress: bool = True,
         init_from: str | None = None,
+        precision: str = "32",
     ) -> None:
+        resolve_precision(precision, field="data.options.precision")
+        self.precision = str(precision)
         self.model = model
         self.model_params = dict(model_params or {})
         self.classes = [str(c) for c in classes]
@@ -392,10 +407,11 @@ class ImageClassifier:
         options = dict(cfg.data.options)
         image_size = options.pop("size", None)
         load_options = {k: options.pop(k) for k in ("window", "color") if k in options}
+        precision = options.pop("precision", "32")
         if options:
             raise ConfigError(
                 f"Unknown data.options for imaging: {', '.join(sorted(options))}. "
-                "Accepted: size, window, color.",
+                "Accepted: size, window, color, precision.",
             )
         t = cfg.training
         aug = (cfg.data.augment.name, dict(cfg.data.augment.params)) if cfg.data.augment else None
@@ -435,6 +451,7 @@ class ImageClassifier:
             num_threads=t.num_threads,
             progress=t.progress,
             init_from=cfg.model.init_from,
+            precision=precision,
         )
 
     def _new_net(self) -> nn.Module:
@@ -497,6 +514,9 @@ class ImageClassifier:
         train_ds = torch.utils.data.TensorDataset(x_train, y_train)
         val_ds = torch.utils.data.TensorDataset(x_val, y_val)
         per_member = self.max_minutes / self.ensemble if self.max_minutes else None
+        # the trainer's accelerator is "auto": CUDA when there is one
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        precision = resolve_precision(self.precision, device, field="data.options.precision")
         self.nets_ = []
         epochs, stopped, history = [], [], []
         t0 = time.perf_counter()
@@ -528,6 +548,7 @@ class ImageClassifier:
                 backbone_params=backbone_parameters(net, self.model),
                 freeze_backbone_epochs=self.freeze_backbone_epochs,
                 seed=seed,
+                precision=precision,
             )
             outcome = fit_module(
                 module,
@@ -557,7 +578,10 @@ class ImageClassifier:
             samples += outcome.samples_seen
             history.extend({"member": member, **h} for h in outcome.history)
         seconds = time.perf_counter() - t0
-        extra: dict[str, Any] = {"class_counts": [int(c) for c in counts]}
+        extra: dict[str, Any] = {
+            "class_counts": [int(c) for c in counts],
+            "precision": precision,
+        }
         if flops_per_sample:
             extra["train_gflop_per_sample"] = flops_per_sample / 1e9
             extra["achieved_gflops"] = flops_per_sample * samples / max(seconds, 1e-9) / 1e9
