@@ -27,7 +27,7 @@ from medlearn._io import atomic_write_json
 from medlearn.errors import CheckpointError, ConfigError, DataValidationError, NotFittedError
 from medlearn.registry import LEARNERS, METRICS, MODELS, TRANSFORMS
 from medlearn.training import BadInput, Explanation, FitReport, fit_module
-from medlearn.training.precision import autocast, resolve_precision
+from medlearn.training.precision import forward_in, resolve_precision
 
 if TYPE_CHECKING:
     from medlearn.config import RunConfig
@@ -202,11 +202,7 @@ class ClassificationModule(LightningModule):
         self._val_targets: list[torch.Tensor] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.precision == "32":
-            return self.net(x)
-        with autocast(self.precision, x.device):
-            out = self.net(x)
-        return out.float()
+        return forward_in(self.precision, self.net, x)
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(
@@ -514,9 +510,7 @@ class ImageClassifier:
         train_ds = torch.utils.data.TensorDataset(x_train, y_train)
         val_ds = torch.utils.data.TensorDataset(x_val, y_val)
         per_member = self.max_minutes / self.ensemble if self.max_minutes else None
-        # the trainer's accelerator is "auto": CUDA when there is one
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        precision = resolve_precision(self.precision, device, field="data.options.precision")
+        precision = resolve_precision(self.precision, field="data.options.precision")
         self.nets_ = []
         epochs, stopped, history = [], [], []
         t0 = time.perf_counter()

@@ -23,7 +23,7 @@ import torch
 
 from medlearn.errors import ConfigError
 
-__all__ = ["PRECISIONS", "autocast", "native_bf16", "resolve_precision"]
+__all__ = ["PRECISIONS", "autocast", "forward_in", "native_bf16", "resolve_precision"]
 
 #: Accepted values of a ``precision`` setting.
 PRECISIONS = ("32", "bf16", "auto")
@@ -41,12 +41,14 @@ def native_bf16(device: str | torch.device = "cpu") -> bool:
     return False
 
 
-def resolve_precision(value: Any, device: str | torch.device = "cpu", *, field: str) -> str:
+def resolve_precision(value: Any, device: str | torch.device | None = None, *, field: str) -> str:
     """The precision a run trains in, ``"32"`` or ``"bf16"``, from a setting's value.
 
     Args:
         value: ``32``, ``"32"``, ``"bf16"`` or ``"auto"`` (``None`` means ``"32"``).
-        device: where the network trains (for ``auto``).
+        device: where the network trains (for ``auto``); default: where the shared trainer
+            (:func:`medlearn.training.fit_module`, accelerator ``auto``) puts it, CUDA when
+            there is one, else the CPU.
         field: the setting's name, for the error message.
 
     Raises:
@@ -60,6 +62,8 @@ def resolve_precision(value: Any, device: str | torch.device = "cpu", *, field: 
             "bfloat16 (AVX512-BF16, AMX, Ampere or later), else in float32.",
         )
     if text == "auto":
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
         return "bf16" if native_bf16(device) else "32"
     return text
 
@@ -73,3 +77,13 @@ def autocast(precision: str, device: str | torch.device = "cpu") -> Iterator[Non
         return
     with torch.autocast(torch.device(device).type, dtype=torch.bfloat16):
         yield
+
+
+def forward_in(precision: str, net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)`` computed in ``precision``; under ``"bf16"`` the output comes back as float32,
+    so that losses and metrics on it are computed in float32."""
+    if precision != "bf16":
+        return net(x)
+    with autocast(precision, x.device):
+        out = net(x)
+    return out.float()

@@ -46,3 +46,14 @@ def test_autocast_computes_in_bfloat16_only_for_bf16():
     with prec.autocast("32"):
         assert lin(x).dtype == torch.float32
     assert lin.weight.dtype == torch.float32
+
+
+def test_forward_in_returns_float32_computed_in_bfloat16():
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(8, 3)
+    x = torch.randn(4, 8)
+    ref = prec.forward_in("32", lin, x)
+    out = prec.forward_in("bf16", lin, x)
+    assert ref.dtype == out.dtype == torch.float32
+    assert torch.equal(ref, lin(x))
+    assert not torch.equal(out, ref) and torch.allclose(out, ref, atol=0.05)

@@ -88,7 +88,7 @@ from medlearn.imaging.norms import use_channels_last_norms
 from medlearn.imaging.segmentation._augment import _FixedPatches, _PatchDataset, elastic_settings
 from medlearn.registry import LEARNERS, MODELS
 from medlearn.training import BadInput, FitReport, fit_module
-from medlearn.training.precision import autocast, resolve_precision
+from medlearn.training.precision import forward_in, resolve_precision
 
 if TYPE_CHECKING:
     from medlearn.config import RunConfig
@@ -323,12 +323,7 @@ class SegmentationModule(LightningModule):
         self._confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
 
     def _logits(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous(memory_format=self.memory_format)
-        if self.precision == "32":
-            return net(x)
-        with autocast(self.precision, x.device):
-            out = net(x)
-        return out.float()
+        return forward_in(self.precision, net, x.contiguous(memory_format=self.memory_format))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._logits(self.net, x)
@@ -838,9 +833,7 @@ class SegmentationLearner:
             val_ds = _FixedPatches(val_src, self.seed + 17)
         torch.manual_seed(self.seed)
         net = self._new_net()
-        # the trainer's accelerator is "auto": CUDA when there is one
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        precision = resolve_precision(self.precision, device, field="data.options.precision")
+        precision = resolve_precision(self.precision, field="data.options.precision")
         module = SegmentationModule(
             net,
             make_loss(self.loss),
