@@ -555,11 +555,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 for r in range(args.repeats if clients == 32 and is_image else 1)
             ]
             for clients, repeat in plan:
-                n = (
-                    counts[clients]
-                    if label.startswith("pneumonia")
-                    else max(50, min(1000, counts[clients] // 2))
-                )
+                repeated = clients == 32 and is_image  # one of the --repeats drives
+                n = counts[clients] if is_image else max(50, min(1000, counts[clients] // 2))
                 # the VM's speed drifts by tens of percent within minutes: the in-process
                 # baseline is measured just before and just after the drive, and the
                 # server is compared with the mean of the two
@@ -570,11 +567,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 hist0 = batch_histogram(port)
                 _log(
                     f"{label}: {clients} clients, {n} requests"
-                    + (
-                        f", drive {repeat + 1}"
-                        if args.repeats > 1 and clients == 32 and is_image
-                        else ""
-                    )
+                    + (f", drive {repeat + 1}" if repeated and args.repeats > 1 else "")
                 )
                 cpu0 = cpu_seconds(server.pid)
                 res = run_load(port, reqs[:n], clients, load_cpus)
@@ -599,7 +592,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 res["throughput_vs_in_process"] = round(
                     res["throughput_rps"] / res["in_process"]["throughput_per_s"], 3
                 )
-                if clients == 32 and is_image:
+                if repeated:
                     res["drive"] = repeat + 1
                 levels.append(res)
             result["models"][label] = levels
