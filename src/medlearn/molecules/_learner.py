@@ -13,14 +13,22 @@ missing labels). One learner serves every model of :mod:`medlearn.molecules._mod
   epoch's weights restored, ``work_dir/checkpoints/member_<k>/last.ckpt`` every epoch
   (``resume`` continues from it).
 - **fingerprint baselines** fit one scikit-learn model per target on its labelled rows.
+- **blends** (``model.params.blend`` of a graph network): a fingerprint baseline is also fitted
+  on the training molecules and averaged with the network(s), per target
+  ``(1 - w) * network + w * baseline`` (of probabilities for classification), ``w`` chosen
+  from 0, 0.1, ..., 1 by the validation loss. The two kinds of model err differently, which
+  the average exploits.
 
 ``training.ensemble = M`` trains M members with different seeds (deep ensembles):
 predictions are the member mean (of probabilities for classification) and
-:meth:`MoleculeLearner.predict_with_uncertainty` also returns the member variance.
+:meth:`MoleculeLearner.predict_with_uncertainty` also returns the member variance. A blend
+weighs the networks ``(1 - w) / M`` each and the baseline ``w``; its variance is the weighted
+variance of those members (with one network: ``w (1 - w) (network - baseline)^2``).
 
 Explanations are per-atom attributions: integrated gradients on the atom features (summed
 over the feature axis) for graph networks, fingerprint-bit occlusion mapped onto atoms
-through the Morgan bit environments for fingerprint models.
+through the Morgan bit environments for fingerprint models; a blend's are the two, weighted
+``1 - w`` and ``w``.
 
 Saved bundles hold tensors (``torch.load(weights_only=True)``), skops files loaded against an
 explicit list of trusted types, and JSON; nothing is pickled.
@@ -103,6 +111,8 @@ TRUSTED_TYPES: tuple[str, ...] = (
 )
 
 _IG_STEPS = 32  # integrated-gradients interpolation steps
+#: blend weights tried on the validation split (``model.params.blend``)
+_BLEND_GRID = tuple(round(0.1 * i, 1) for i in range(11))
 
 #: ``training.scheduler`` of the run file → this learner's schedule.
 _SCHEDULERS: dict[str, Scheduler] = {"none": "constant", "onecycle": "noam", "cosine": "cosine"}
@@ -264,6 +274,11 @@ class MoleculeLearner:
         self.estimators_: list[list[Any]] = []  # [member][target]: estimator or constant
         self.member_seeds_: list[int] = []
         self.descriptor_scaler_: Any = None  # a fitted DescriptorScaler when descriptors=True
+        # model.params.blend: the fingerprint baseline's spec, its per-target estimators (or
+        # constants) and the per-target weight w of the baseline
+        self.blend_arch_: dict[str, Any] | None = None
+        self.blend_: list[Any] = []
+        self.blend_weights_: np.ndarray | None = None
 
     # -- construction -----------------------------------------------------------------------
     @property
@@ -430,8 +445,17 @@ class MoleculeLearner:
         threads = configure_threads(self.num_threads)
         seed_everything(self.seed, deterministic=self.deterministic)
         spec = self._spec()
+        blend = str(spec.get("blend", "none"))
+        if blend != "none" and not val:
+            raise ConfigError(
+                f"model.params.blend: {blend} chooses its weight on the validation split, "
+                "and there is none.",
+                hint="Give data.split a validation fraction (e.g. fractions: [0.8, 0.1, 0.1]) "
+                "or set model.params.blend: none.",
+            )
         self.arch_ = spec
         self.descriptor_scaler_ = None
+        self.blend_arch_, self.blend_, self.blend_weights_ = None, [], None
         tf = time.perf_counter()
         tr = self._split(train, "training records", labelled=True, fit_scaler=True)
         va = self._split(val, "validation records", labelled=True) if val else None
@@ -478,14 +502,23 @@ class MoleculeLearner:
             report = self._fit_estimators(tr, va, seeds, threads)
         else:
             report = self._fit_networks(tr, va, seeds, Path(work_dir), resume, t0)
+            if blend != "none" and va is not None:
+                report.extra["blend"] = self._fit_blend(blend, tr, va, threads)
         report.fit_seconds = time.perf_counter() - t0
         report.samples_per_second = len(tr.y) * sum(report.epochs) / max(report.fit_seconds, 1e-9)
         report.extra.update(extra_info)
         return report
 
     # .. fingerprint baselines ..............................................................
-    def _fp_features(self, smiles: Sequence[str], extra: np.ndarray | None) -> np.ndarray:
-        spec = self.arch_ or {}
+    def _fp_features(
+        self,
+        smiles: Sequence[str],
+        extra: np.ndarray | None,
+        spec: dict[str, Any] | None = None,
+    ) -> np.ndarray:
+        """Fingerprints (plus scaled descriptors when ``spec`` asks) of a fingerprint spec:
+        the model's own, or a blend's."""
+        spec = spec if spec is not None else (self.arch_ or {})
         X = fingerprint_matrix(
             smiles, kind=spec["fingerprint"], radius=int(spec["radius"]), n_bits=int(spec["n_bits"])
         ).astype(np.float64)
@@ -500,24 +533,10 @@ class MoleculeLearner:
     def _fit_estimators(
         self, tr: _Split, va: _Split | None, seeds: list[int], threads: int
     ) -> FitReport:
-        kind = "classification" if self.classification else "regression"
-        cw = "balanced" if self.class_weights == "balanced" else None
         X = self._fp_features(tr.smiles, tr.extra)
-        self.estimators_ = []
-        for seed in seeds:
-            member: list[Any] = []
-            for t in range(self.n_tasks):
-                ok = ~np.isnan(tr.y[:, t])
-                yt = tr.y[ok, t]
-                if self.classification and len(np.unique(yt)) < 2:
-                    member.append(float(yt[0]))  # a constant probability
-                    continue
-                est = make_estimator(
-                    self.arch_ or {}, task_type=kind, seed=seed, class_weight=cw, n_jobs=threads
-                )
-                est.fit(X[ok], yt.astype(np.int64) if self.classification else yt)
-                member.append(est)
-            self.estimators_.append(member)
+        self.estimators_ = [
+            self._fit_targets(self.arch_ or {}, X, tr.y, seed, threads) for seed in seeds
+        ]
         history: list[dict[str, Any]] = []
         best: dict[str, Any] = {}
         if va is not None and len(va.y):
@@ -533,21 +552,87 @@ class MoleculeLearner:
             extra=best,
         )
 
+    def _fit_targets(
+        self, spec: dict[str, Any], X: np.ndarray, y: np.ndarray, seed: int, threads: int
+    ) -> list[Any]:
+        """One estimator per target on its labelled rows (a constant probability for a
+        target with one class)."""
+        kind = "classification" if self.classification else "regression"
+        cw = "balanced" if self.class_weights == "balanced" else None
+        member: list[Any] = []
+        for t in range(self.n_tasks):
+            ok = ~np.isnan(y[:, t])
+            yt = y[ok, t]
+            if self.classification and len(np.unique(yt)) < 2:
+                member.append(float(yt[0]))  # a constant probability
+                continue
+            est = make_estimator(spec, task_type=kind, seed=seed, class_weight=cw, n_jobs=threads)
+            est.fit(X[ok], yt.astype(np.int64) if self.classification else yt)
+            member.append(est)
+        return member
+
+    def _targets_out(self, member: list[Any], X: np.ndarray) -> np.ndarray:
+        """One fingerprint member's outputs ``(N, T)``: logits or target values."""
+        out = np.zeros((len(X), self.n_tasks))
+        for t, est in enumerate(member):
+            if isinstance(est, float):
+                out[:, t] = _logit(np.full(len(X), est)) if self.classification else est
+            elif self.classification:
+                proba = np.asarray(est.predict_proba(X), dtype=np.float64)
+                classes = list(np.asarray(est.classes_).astype(int))
+                p1 = proba[:, classes.index(1)] if 1 in classes else np.zeros(len(X))
+                out[:, t] = _logit(p1)
+            else:
+                out[:, t] = np.asarray(est.predict(X), dtype=np.float64)
+        return out
+
     def _raw_fp(self, X: np.ndarray) -> np.ndarray:
         """Per-member outputs ``(M, N, T)``: logits (classification) or target values."""
-        out = np.zeros((len(self.estimators_), len(X), self.n_tasks))
-        for m, member in enumerate(self.estimators_):
-            for t, est in enumerate(member):
-                if isinstance(est, float):
-                    out[m, :, t] = _logit(np.full(len(X), est)) if self.classification else est
-                elif self.classification:
-                    proba = np.asarray(est.predict_proba(X), dtype=np.float64)
-                    classes = list(np.asarray(est.classes_).astype(int))
-                    p1 = proba[:, classes.index(1)] if 1 in classes else np.zeros(len(X))
-                    out[m, :, t] = _logit(p1)
-                else:
-                    out[m, :, t] = np.asarray(est.predict(X), dtype=np.float64)
-        return out
+        return np.stack([self._targets_out(member, X) for member in self.estimators_])
+
+    # .. blends ............................................................................
+    def _fit_blend(self, name: str, tr: _Split, va: _Split, threads: int) -> dict[str, Any]:
+        """Fit ``name`` on the training molecules and choose each target's weight on ``va``.
+
+        The baseline takes the network's descriptor setting; a target without validation
+        labels keeps the network alone (``w = 0``). Returns what ``metrics.json`` records.
+        """
+        spec = dict(MODELS.get(name)(descriptors=bool((self.arch_ or {}).get("descriptors"))))
+        self.blend_arch_ = spec
+        self.blend_ = self._fit_targets(
+            spec, self._fp_features(tr.smiles, tr.extra, spec), tr.y, self.seed, threads
+        )
+        net = self._aggregate(np.stack([self._net_outputs(n, va) for n in self.nets_]))[0]
+        base = self._targets_out(self.blend_, self._fp_features(va.smiles, va.extra, spec))
+        weights = np.zeros(self.n_tasks)
+        for t in range(self.n_tasks):
+            ok = ~np.isnan(va.y[:, t])
+            if ok.any():
+                losses = [
+                    _blend_loss(va.y[ok, t], net[ok, t], base[ok, t], w, self.classification)
+                    for w in _BLEND_GRID
+                ]
+                weights[t] = _BLEND_GRID[int(np.argmin(losses))]  # ties: the smaller w
+        self.blend_weights_ = weights
+        metric = "auroc" if self.classification else "rmse"
+        mixed = _mix(net, base, weights, self.classification)
+        return {
+            "model": name,
+            "weights": {n: float(w) for n, w in zip(self.targets, weights, strict=True)},
+            f"val_{metric}": {
+                "network": self._val_score(va.y, net)[1],
+                "baseline": self._val_score(va.y, base)[1],
+                "blend": self._val_score(va.y, mixed)[1],
+            },
+        }
+
+    def _member_weights(self, n_members: int) -> np.ndarray | None:
+        """``(M, T)`` weights of a blend's members (networks, then the baseline), else None."""
+        if self.blend_weights_ is None or not self.blend_ or n_members != len(self.nets_) + 1:
+            return None
+        w = self.blend_weights_[None, :]
+        nets = np.repeat((1.0 - w) / len(self.nets_), len(self.nets_), axis=0)
+        return np.concatenate([nets, w], axis=0)
 
     # .. graph networks ....................................................................
     def _new_net(self, n_extra: int) -> MoleculeNet:
@@ -637,15 +722,29 @@ class MoleculeLearner:
         data = self._split(records, "input records", labelled=False)
         if self.estimators_:
             return self._raw_fp(self._fp_features(data.smiles, data.extra))
-        return np.stack([self._net_outputs(net, data) for net in self.nets_])
+        outs = [self._net_outputs(net, data) for net in self.nets_]
+        if self.blend_ and self.blend_arch_ is not None:
+            X = self._fp_features(data.smiles, data.extra, self.blend_arch_)
+            outs.append(self._targets_out(self.blend_, X))
+        return np.stack(outs)
 
     def _aggregate(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Member outputs ``(M, N, T)`` → (prediction ``(N, T)``, variance ``(N, T)`` or None).
 
         Classification: the prediction is the logit of the mean member probability (a
         single member's own logits), the variance that of member probabilities.
-        Regression: the member mean and variance in target units.
+        Regression: the member mean and variance in target units. A blend's members are
+        weighed by :meth:`_member_weights` (no variance when one member has all the weight).
         """
+        weights = self._member_weights(raw.shape[0])
+        if weights is not None:
+            a = weights[:, None, :]
+            x = _sigmoid(raw) if self.classification else raw
+            mean = (a * x).sum(axis=0)
+            var = (a * (x - mean) ** 2).sum(axis=0)
+            if ((weights > 0).sum(axis=0) <= 1).all():
+                var = None
+            return (_logit(mean) if self.classification else mean), var
         if raw.shape[0] == 1:
             return raw[0], None
         if self.classification:
@@ -712,6 +811,13 @@ class MoleculeLearner:
         if self.nets_:
             atoms = self._integrated_gradients(records, tasks)
             method = "integrated_gradients"
+            if self.blend_ and self.blend_weights_ is not None and self.blend_arch_ is not None:
+                base = self._fp_occlusion(records, tasks, self.blend_arch_, [self.blend_])
+                w = self.blend_weights_
+                atoms = [
+                    (1.0 - w[t]) * a + w[t] * b for t, a, b in zip(tasks, atoms, base, strict=True)
+                ]
+                method = "integrated_gradients+fingerprint_occlusion"
         else:
             atoms = self._fp_occlusion(records, tasks)
             method = "fingerprint_occlusion"
@@ -747,10 +853,19 @@ class MoleculeLearner:
             out += [per_atom[batch == i] for i in range(len(idx))]
         return out
 
-    def _fp_occlusion(self, records: Sequence[Record], tasks: list[int]) -> list[np.ndarray]:
-        spec = self.arch_ or {}
+    def _fp_occlusion(
+        self,
+        records: Sequence[Record],
+        tasks: list[int],
+        spec: dict[str, Any] | None = None,
+        members: list[list[Any]] | None = None,
+    ) -> list[np.ndarray]:
+        """Fingerprint-bit occlusion of a fingerprint model: the learner's own members, or
+        a blend's baseline (``spec`` and ``members`` given)."""
+        spec = spec if spec is not None else (self.arch_ or {})
+        members = members if members is not None else self.estimators_
         smiles = [str(r["input"]) for r in records]
-        X = self._fp_features(smiles, None)
+        X = self._fp_features(smiles, None, spec)
         gen = _morgan_generator(int(spec["radius"]), int(spec["n_bits"]))
         out = []
         for i, mol in enumerate(_mols(smiles)):
@@ -759,7 +874,8 @@ class MoleculeLearner:
             variants = np.repeat(X[i : i + 1], len(bits) + 1, axis=0)
             for k, b in enumerate(bits, start=1):
                 variants[k, b] = 0.0
-            raw = self._aggregate(self._raw_fp(variants))[0][:, tasks[i]]
+            outs = np.stack([self._targets_out(m, variants) for m in members])
+            raw = self._aggregate(outs)[0][:, tasks[i]]
             atoms = np.zeros(mol.GetNumAtoms())
             for k, b in enumerate(bits, start=1):
                 envs = info[b]
@@ -786,6 +902,7 @@ class MoleculeLearner:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         members: list[dict[str, Any]] = []
+        blend: dict[str, Any] | None = None
         if self.nets_:
             import torch
 
@@ -795,18 +912,16 @@ class MoleculeLearner:
                 rel = f"weights/member_{k}.pt"
                 atomic_write_bytes(directory / rel, buf.getvalue())
                 members.append({"seed": self.member_seeds_[k], "file": rel})
+            if self.blend_ and self.blend_weights_ is not None:
+                blend = {
+                    "model": str((self.arch_ or {}).get("blend")),
+                    "arch": self.blend_arch_,
+                    "weights": [float(w) for w in self.blend_weights_],
+                    "targets": _save_targets(directory, self.blend_, "blend"),
+                }
         else:
-            import skops.io as sio
-
             for k, member in enumerate(self.estimators_):
-                entry: list[Any] = []
-                for t, est in enumerate(member):
-                    if isinstance(est, float):
-                        entry.append({"constant": est})
-                        continue
-                    rel = f"member_{k}_target_{t}.skops"
-                    atomic_write_bytes(directory / rel, sio.dumps(est))
-                    entry.append({"file": rel})
+                entry = _save_targets(directory, member, f"member_{k}")
                 members.append({"seed": self.member_seeds_[k], "targets": entry})
         state = {
             "model": self.model,
@@ -822,6 +937,7 @@ class MoleculeLearner:
             ),
             "featurizer_version": _featurizer_version(),
             "members": members,
+            "blend": blend,
         }
         if self.descriptor_scaler_ is not None:
             atomic_write_json(
@@ -838,7 +954,13 @@ class MoleculeLearner:
             "files_molecules": {"state": "molecules.json"},
             "input": {"kind": "smiles", "formats": ["smiles", "csv", "tsv", "parquet", "smi"]},
             "explain": {
-                "method": "integrated_gradients" if self.nets_ else "fingerprint_occlusion"
+                "method": (
+                    "fingerprint_occlusion"
+                    if not self.nets_
+                    else "integrated_gradients+fingerprint_occlusion"
+                    if blend
+                    else "integrated_gradients"
+                )
             },
             "ensemble": len(members),
         }
@@ -874,6 +996,13 @@ class MoleculeLearner:
                 )
             members = list(state["members"])
             obj.member_seeds_ = [int(m["seed"]) for m in members]
+            blend = state.get("blend")
+            if blend:
+                obj.blend_arch_ = dict(blend["arch"])
+                obj.blend_weights_ = np.asarray(blend["weights"], dtype=np.float64)
+                entries = list(blend["targets"])
+                if len(entries) != obj.n_tasks or obj.blend_weights_.shape != (obj.n_tasks,):
+                    raise ValueError("blend targets")
         except (KeyError, TypeError, ValueError, OSError) as exc:  # incl. JSON errors
             raise CheckpointError(
                 f"{directory}: the molecules bundle is incomplete ({type(exc).__name__}).",
@@ -888,14 +1017,10 @@ class MoleculeLearner:
                     hint="Retrain the model with this medlearn version.",
                 )
             obj.nets_ = [obj._load_net(directory, m["file"]) for m in members]
+            if blend:
+                obj.blend_ = _load_targets(directory, entries)
         else:
-            obj.estimators_ = [
-                [
-                    float(e["constant"]) if "constant" in e else _load_skops(directory / e["file"])
-                    for e in m["targets"]
-                ]
-                for m in members
-            ]
+            obj.estimators_ = [_load_targets(directory, m["targets"]) for m in members]
         return obj
 
     def _load_net(self, directory: Path, rel: str) -> MoleculeNet:
@@ -918,7 +1043,53 @@ class MoleculeLearner:
         return net
 
 
+# --- blends -------------------------------------------------------------------------------------
+
+
+def _mix(net: np.ndarray, base: np.ndarray, w: np.ndarray, classification: bool) -> np.ndarray:
+    """``(1 - w) * net + w * base`` per target (of probabilities, returned as logits, for
+    classification)."""
+    if classification:
+        return _logit((1.0 - w) * _sigmoid(net) + w * _sigmoid(base))
+    return (1.0 - w) * net + w * base
+
+
+def _blend_loss(
+    y: np.ndarray, net: np.ndarray, base: np.ndarray, w: float, classification: bool
+) -> float:
+    """Validation loss of one target's blend: squared error, or log loss of the blended
+    probability."""
+    if classification:
+        p = np.clip((1.0 - w) * _sigmoid(net) + w * _sigmoid(base), 1e-7, 1.0 - 1e-7)
+        return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log(1.0 - p)))
+    return float(np.mean(((1.0 - w) * net + w * base - y) ** 2))
+
+
 # --- fingerprint bit environments and safe loading -----------------------------------------------
+
+
+def _save_targets(directory: Path, member: list[Any], prefix: str) -> list[dict[str, Any]]:
+    """Write one fingerprint member's per-target estimators as ``<prefix>_target_<t>.skops``
+    (constants inline); return their manifest entries."""
+    import skops.io as sio
+
+    entry: list[dict[str, Any]] = []
+    for t, est in enumerate(member):
+        if isinstance(est, float):
+            entry.append({"constant": est})
+            continue
+        rel = f"{prefix}_target_{t}.skops"
+        atomic_write_bytes(directory / rel, sio.dumps(est))
+        entry.append({"file": rel})
+    return entry
+
+
+def _load_targets(directory: Path, entries: Sequence[dict[str, Any]]) -> list[Any]:
+    """What :func:`_save_targets` wrote, through :func:`_load_skops`."""
+    return [
+        float(e["constant"]) if "constant" in e else _load_skops(directory / e["file"])
+        for e in entries
+    ]
 
 
 def _bit_environments(gen: Any, mol: Any) -> dict[int, list[set[int]]]:

@@ -76,6 +76,8 @@ RESERVED: tuple[str, ...] = ()
 
 Aggregation = Literal["mean", "sum", "norm"]
 _AGGREGATIONS = ("mean", "sum", "norm")
+#: fingerprint baselines a graph network can be blended with (``model.params.blend``)
+BLENDS = ("none", "fp_gradient_boosting", "fp_random_forest")
 #: ``norm`` aggregation: the atom sum divided by this constant (Chemprop's default).
 NORM_CONSTANT = 100.0
 
@@ -127,6 +129,7 @@ def _graph_arch(
     aggregation: str,
     batch_norm: bool,
     descriptors: bool,
+    blend: str = "none",
     **extra: Any,
 ) -> dict[str, Any]:
     """The checked architecture dict shared by every graph network."""
@@ -147,6 +150,7 @@ def _graph_arch(
         "aggregation": _choice(model, "aggregation", aggregation, _AGGREGATIONS),
         "batch_norm": bool(batch_norm),
         "descriptors": bool(descriptors),
+        "blend": _choice(model, "blend", blend, BLENDS),
         **extra,
     }
 
@@ -575,6 +579,7 @@ def dmpnn(
     aggregation: Aggregation = "norm",
     batch_norm: bool = False,
     descriptors: bool = False,
+    blend: str = "none",
 ) -> dict[str, Any]:
     """D-MPNN architecture (defaults = Chemprop 2's).
 
@@ -587,6 +592,11 @@ def dmpnn(
         aggregation: readout over atoms: ``mean``, ``sum`` or ``norm`` (sum / 100).
         batch_norm: batch norm on the molecule vector.
         descriptors: concatenate RDKit 2D descriptors (scaled on training molecules).
+        blend: ``none``, or a fingerprint baseline (``fp_gradient_boosting``,
+            ``fp_random_forest``, with their defaults on Morgan count fingerprints, plus the
+            RDKit descriptors when ``descriptors`` is on) fitted on the same training
+            molecules and averaged with the network(s): per target ``(1 - w) * network +
+            w * baseline``, ``w`` chosen on the validation split from 0, 0.1, ..., 1.
     """
     return _graph_arch(
         "dmpnn",
@@ -599,6 +609,7 @@ def dmpnn(
         aggregation=aggregation,
         batch_norm=batch_norm,
         descriptors=descriptors,
+        blend=blend,
     )
 
 
@@ -613,6 +624,7 @@ def _gin_factory(name: str, encoder: str) -> Any:
         aggregation: Aggregation = "mean",
         batch_norm: bool = False,
         descriptors: bool = False,
+        blend: str = "none",
     ) -> dict[str, Any]:
         return _graph_arch(
             name,
@@ -625,6 +637,7 @@ def _gin_factory(name: str, encoder: str) -> Any:
             aggregation=aggregation,
             batch_norm=batch_norm,
             descriptors=descriptors,
+            blend=blend,
         )
 
     factory.__name__ = name
@@ -673,6 +686,7 @@ def attentivefp(
     dropout: float = 0.0,
     batch_norm: bool = False,
     descriptors: bool = False,
+    blend: str = "none",
 ) -> dict[str, Any]:
     """AttentiveFP architecture.
 
@@ -680,7 +694,7 @@ def attentivefp(
         hidden: state size.
         depth: atom-level attention layers.
         timesteps: molecule-level attention readout steps.
-        ffn_hidden, ffn_layers, dropout, batch_norm, descriptors: as :func:`dmpnn`.
+        ffn_hidden, ffn_layers, dropout, batch_norm, descriptors, blend: as :func:`dmpnn`.
     """
     return _graph_arch(
         "attentivefp",
@@ -693,6 +707,7 @@ def attentivefp(
         aggregation="mean",
         batch_norm=batch_norm,
         descriptors=descriptors,
+        blend=blend,
         timesteps=_positive_int("attentivefp", "timesteps", timesteps),
     )
 

@@ -1,0 +1,172 @@
+"""Blends (``model.params.blend``): a graph network averaged with a fingerprint baseline, the
+weight chosen on validation; predictions, variance, explanations and save → load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medlearn.errors import ConfigError
+from medlearn.molecules import _learner as learner_mod
+from medlearn.molecules._learner import _BLEND_GRID, MoleculeLearner
+from medlearn.registry import MODELS
+
+from .test_learner import make, records, split
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDLEARN_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _net_and_base(lrn: MoleculeLearner, recs) -> tuple[np.ndarray, np.ndarray]:
+    """The networks' mean output and the baseline's output, computed apart from the blend."""
+    data = lrn._split(recs, "r", labelled=False)
+    net = np.mean([lrn._net_outputs(n, data) for n in lrn.nets_], axis=0)
+    X = lrn._fp_features(data.smiles, data.extra, lrn.blend_arch_)
+    return net, lrn._targets_out(lrn.blend_, X)
+
+
+def _params(blend: str = "fp_gradient_boosting", **kw) -> dict:
+    return {"hidden": 16, "ffn_hidden": 16, "aggregation": "sum", "blend": blend, **kw}
+
+
+def test_regression_blend_weight_minimises_the_validation_error(tmp_path):
+    train, val = split(records("two"))
+    lrn = make("two", params=_params(descriptors=True), epochs=6)
+    report = lrn.fit(train, val, work_dir=tmp_path, resume=False)
+    info = report.extra["blend"]
+    assert info["model"] == "fp_gradient_boosting"
+    assert set(info["weights"]) == {"carbons", "oxygens"}
+    assert set(info["val_rmse"]) == {"network", "baseline", "blend"}
+    assert lrn.blend_arch_["descriptors"] is True  # the network's descriptor setting
+    w = lrn.blend_weights_
+    assert w.shape == (2,) and all(x in _BLEND_GRID for x in w)
+    # each target's weight is the grid point with the smallest validation squared error
+    net, base = _net_and_base(lrn, val)
+    y = np.array([r["target"] for r in val], dtype=float)
+    for t in range(2):
+        ok = ~np.isnan(y[:, t])
+        errs = [
+            np.mean(((1 - g) * net[ok, t] + g * base[ok, t] - y[ok, t]) ** 2) for g in _BLEND_GRID
+        ]
+        assert w[t] == _BLEND_GRID[int(np.argmin(errs))]
+        assert info["weights"][lrn.targets[t]] == w[t]
+    # predictions are the weighted average; the variance that of a two-member mixture
+    pred, var = lrn.predict_with_uncertainty(val)
+    assert np.allclose(pred, (1 - w) * net + w * base)
+    assert np.allclose(lrn.predict(val), pred)
+    if var is None:  # every target chose one model alone
+        assert all(x in (0.0, 1.0) for x in w)
+    else:
+        assert np.allclose(var, w * (1 - w) * (net - base) ** 2)
+
+
+def test_single_target_blend_is_no_worse_on_validation_than_either_model(tmp_path):
+    train, val = split(records("carbons"))
+    lrn = make("carbons", params=_params(), epochs=3)
+    scores = lrn.fit(train, val, work_dir=tmp_path, resume=False).extra["blend"]["val_rmse"]
+    # the grid holds 0 (the network alone) and 1 (the baseline alone)
+    assert scores["blend"] <= min(scores["network"], scores["baseline"]) + 1e-9
+
+
+def test_ensemble_blend_weighs_each_network_equally(tmp_path):
+    train, val = split(records("carbons"))
+    lrn = make("carbons", params=_params("fp_random_forest"), epochs=4, ensemble=2)
+    lrn.fit(train, val, work_dir=tmp_path, resume=False)
+    lrn.blend_weights_ = np.array([0.3])  # a fixed weight, to check the arithmetic
+    data = lrn._split(val, "r", labelled=False)
+    a, b = (lrn._net_outputs(n, data) for n in lrn.nets_)
+    base = lrn._targets_out(lrn.blend_, lrn._fp_features(data.smiles, None, lrn.blend_arch_))
+    pred, var = lrn.predict_with_uncertainty(val)
+    members = np.stack([a, b, base])
+    weights = np.array([0.35, 0.35, 0.3])[:, None, None]
+    mean = (weights * members).sum(axis=0)
+    assert np.allclose(pred, mean)
+    assert np.allclose(var, (weights * (members - mean) ** 2).sum(axis=0))
+
+
+def test_classification_blend_averages_probabilities(tmp_path):
+    train, val = split(records("ring"))
+    lrn = make("ring", params=_params(), epochs=4)
+    report = lrn.fit(train, val, work_dir=tmp_path, resume=False)
+    assert set(report.extra["blend"]["val_auroc"]) == {"network", "baseline", "blend"}
+    net, base = _net_and_base(lrn, val)
+    w = lrn.blend_weights_[0]
+    logits = lrn.predict_logits(val)
+    assert logits.shape == (len(val), 2)
+    p = learner_mod._sigmoid(logits[:, 1])
+    expected = (1 - w) * learner_mod._sigmoid(net[:, 0]) + w * learner_mod._sigmoid(base[:, 0])
+    assert np.allclose(p, expected, atol=1e-6)
+
+
+def test_blend_explanations_weigh_both_models(tmp_path):
+    from rdkit import Chem
+
+    train, val = split(records("carbons"))
+    lrn = make("carbons", params=_params(), epochs=4)
+    lrn.fit(train, val, work_dir=tmp_path, resume=False)
+    lrn.blend_weights_ = np.array([0.4])
+    exps = lrn.explain(val[:3], [0, 0, 0])
+    ig = lrn._integrated_gradients(val[:3], [0, 0, 0])
+    occ = lrn._fp_occlusion(val[:3], [0, 0, 0], lrn.blend_arch_, [lrn.blend_])
+    for rec, e, a, b in zip(val[:3], exps, ig, occ, strict=True):
+        assert e.method == "integrated_gradients+fingerprint_occlusion"
+        assert e.atoms.shape == (Chem.MolFromSmiles(rec["input"]).GetNumAtoms(),)
+        assert np.allclose(e.atoms, 0.6 * a + 0.4 * b)
+        assert not np.allclose(a, b)
+
+
+def test_blend_save_load_gives_identical_predictions(tmp_path):
+    import json
+
+    train, val = split(records("two"))
+    lrn = make("two", params=_params(descriptors=True), epochs=3)
+    lrn.fit(train, val, work_dir=tmp_path / "run", resume=False)
+    fields = lrn.save(tmp_path / "bundle")
+    assert fields["explain"]["method"] == "integrated_gradients+fingerprint_occlusion"
+    files = {p.name for p in (tmp_path / "bundle").rglob("*") if p.is_file()}
+    assert {"blend_target_0.skops", "blend_target_1.skops"} <= files
+    state = json.loads((tmp_path / "bundle" / "molecules.json").read_text())
+    assert state["blend"]["weights"] == [float(x) for x in lrn.blend_weights_]
+    back = MoleculeLearner.load(tmp_path / "bundle", fields)
+    a, va = lrn.predict_with_uncertainty(val)
+    b, vb = back.predict_with_uncertainty(val)
+    assert np.array_equal(a, b)
+    assert (va is None and vb is None) or np.array_equal(va, vb)
+    assert np.allclose(
+        lrn.explain(val[:2], [1, 0])[1].atoms, back.explain(val[:2], [1, 0])[1].atoms
+    )
+
+
+def test_blend_bundle_with_a_wrong_weight_count_is_refused(tmp_path):
+    import json
+
+    from medlearn.errors import CheckpointError
+
+    train, val = split(records("carbons"))
+    lrn = make("carbons", params=_params(), epochs=2)
+    lrn.fit(train, val, work_dir=tmp_path / "run", resume=False)
+    fields = lrn.save(tmp_path / "bundle")
+    path = tmp_path / "bundle" / "molecules.json"
+    state = json.loads(path.read_text())
+    state["blend"]["weights"] = [0.5, 0.5]
+    path.write_text(json.dumps(state))
+    with pytest.raises(CheckpointError, match="incomplete"):
+        MoleculeLearner.load(tmp_path / "bundle", fields)
+
+
+def test_blend_without_a_validation_split_is_a_clear_error(tmp_path):
+    train, _ = split(records("carbons"))
+    lrn = make("carbons", params=_params(), epochs=2)
+    with pytest.raises(ConfigError, match="model.params.blend") as err:
+        lrn.fit(train, [], work_dir=tmp_path, resume=False)
+    assert "validation" in err.value.hint
+
+
+def test_unknown_blend_is_refused_with_the_choices():
+    with pytest.raises(ConfigError, match="fp_gradient_boosting"):
+        MODELS.get("dmpnn")(blend="svm")
+    for name in ("gin", "gine", "attentivefp"):
+        assert MODELS.get(name)(blend="fp_random_forest")["blend"] == "fp_random_forest"
+    assert MODELS.get("dmpnn")()["blend"] == "none"
