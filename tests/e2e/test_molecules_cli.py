@@ -152,3 +152,50 @@ def test_tox21_multilabel_with_missing_labels(data_dir: Path, tmp_path: Path) ->
     assert frame["prediction_SR-p53"].between(0, 1).all()
     page = (run / "report.html").read_text()
     assert 'id="per-task"' in page and 'id="atom-attributions"' in page
+
+
+def test_esol_blend_through_the_cli(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _slice(data_dir, "esol", 160, tmp_path / "esol_slice.csv")
+    run = _train(
+        "esol.yaml",
+        data,
+        tmp_path / "run",
+        "--set",
+        "training.ensemble=1",
+        "--set",
+        "model.params.blend=fp_gradient_boosting",
+    )
+    doc = json.loads((run / "metrics.json").read_text())
+    blend = doc["training"]["blend"]
+    assert blend["model"] == "fp_gradient_boosting"
+    (w,) = blend["weights"].values()
+    assert 0.0 <= w <= 1.0
+    assert set(blend["val_rmse"]) == {"network", "baseline", "blend"}
+    assert (
+        blend["val_rmse"]["blend"]
+        <= min(blend["val_rmse"]["network"], blend["val_rmse"]["baseline"]) + 1e-9
+    )
+    assert (run / "bundle" / "blend_target_0.skops").is_file()
+    if 0.0 < w < 1.0:  # one network and a baseline: the disagreement is the uncertainty
+        assert "uncertainty" in doc
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "predict",
+                str(run / "bundle"),
+                "CCO",
+                "c1ccccc1O",
+                "--explain",
+                "--explain-dir",
+                str(tmp_path / "exp"),
+            ]
+        )
+        == 0
+    )
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert [x["smiles"] for x in lines] == ["CCO", "Oc1ccccc1"]
+    assert all(isinstance(x["prediction"], float) for x in lines)
+    assert all(Path(x["explanation"]["file"]).is_file() for x in lines)

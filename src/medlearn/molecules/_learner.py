@@ -592,12 +592,13 @@ class MoleculeLearner:
 
     # .. blends ............................................................................
     def _fit_blend(self, name: str, tr: _Split, va: _Split, threads: int) -> dict[str, Any]:
-        """Fit ``name`` on the training molecules and choose each target's weight on ``va``.
+        """Fit the baseline ``name`` (the architecture's ``blend_spec``) on the training
+        molecules and choose each target's weight on ``va``.
 
-        The baseline takes the network's descriptor setting; a target without validation
-        labels keeps the network alone (``w = 0``). Returns what ``metrics.json`` records.
+        A target without validation labels keeps the network alone (``w = 0``). Returns what
+        ``metrics.json`` records.
         """
-        spec = dict(MODELS.get(name)(descriptors=bool((self.arch_ or {}).get("descriptors"))))
+        spec = dict((self.arch_ or {})["blend_spec"])
         self.blend_arch_ = spec
         self.blend_ = self._fit_targets(
             spec, self._fp_features(tr.smiles, tr.extra, spec), tr.y, self.seed, threads

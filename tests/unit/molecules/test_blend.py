@@ -170,3 +170,25 @@ def test_unknown_blend_is_refused_with_the_choices():
     for name in ("gin", "gine", "attentivefp"):
         assert MODELS.get(name)(blend="fp_random_forest")["blend"] == "fp_random_forest"
     assert MODELS.get("dmpnn")()["blend"] == "none"
+
+
+def test_blend_params_reach_the_baseline_and_are_checked():
+    spec = MODELS.get("dmpnn")(blend="fp_gradient_boosting", descriptors=True)["blend_spec"]
+    assert spec["n_bits"] == 512 and spec["descriptors"] is True  # cheap default, net's setting
+    spec = MODELS.get("gin")(blend="fp_random_forest", blend_params={"n_bits": 128})["blend_spec"]
+    assert spec["n_bits"] == 128 and spec["estimator"] == "random_forest"
+    assert MODELS.get("dmpnn")()["blend_spec"] is None
+    with pytest.raises(ConfigError, match="not parameters of fp_gradient_boosting"):
+        MODELS.get("dmpnn")(blend="fp_gradient_boosting", blend_params={"trees": 5})
+    with pytest.raises(ConfigError, match="blend' is none"):
+        MODELS.get("dmpnn")(blend_params={"n_bits": 128})
+    with pytest.raises(ConfigError, match="descriptors"):
+        MODELS.get("dmpnn")(blend="fp_gradient_boosting", blend_params={"descriptors": True})
+
+
+def test_blend_fits_the_baseline_with_its_params(tmp_path):
+    train, val = split(records("carbons"))
+    lrn = make("carbons", params=_params(blend_params={"n_bits": 64, "max_iter": 7}), epochs=2)
+    lrn.fit(train, val, work_dir=tmp_path, resume=False)
+    (est,) = lrn.blend_
+    assert est.max_iter == 7 and est.n_features_in_ == 64
