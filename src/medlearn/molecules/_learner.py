@@ -556,7 +556,11 @@ class MoleculeLearner:
         self, spec: dict[str, Any], X: np.ndarray, y: np.ndarray, seed: int, threads: int
     ) -> list[Any]:
         """One estimator per target on its labelled rows (a constant probability for a
-        target with one class)."""
+        target with one class), on at most ``threads`` OpenMP threads: scikit-learn's
+        gradient boosting has its own OpenMP runtime, which ``torch.set_num_threads`` does not
+        reach, and would otherwise take every core."""
+        from threadpoolctl import threadpool_limits
+
         kind = "classification" if self.classification else "regression"
         cw = "balanced" if self.class_weights == "balanced" else None
         member: list[Any] = []
@@ -567,7 +571,8 @@ class MoleculeLearner:
                 member.append(float(yt[0]))  # a constant probability
                 continue
             est = make_estimator(spec, task_type=kind, seed=seed, class_weight=cw, n_jobs=threads)
-            est.fit(X[ok], yt.astype(np.int64) if self.classification else yt)
+            with threadpool_limits(limits=threads, user_api="openmp"):
+                est.fit(X[ok], yt.astype(np.int64) if self.classification else yt)
             member.append(est)
         return member
 
