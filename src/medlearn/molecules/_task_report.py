@@ -149,7 +149,7 @@ def _uncertainty_section(doc: dict[str, Any], frame: pd.DataFrame, names: list[s
     if block.get("kind") == "regression":
         scale = block.get("variance_scale")
         parts.append(
-            '<p class="muted small">Ensemble variance in target units, multiplied by a '
+            '<p class="muted small">Ensemble (or blend) variance in target units, multiplied by a '
             "per-target scale fitted on validation so that z-scores have unit mean square "
             f"(scale: {_e(scale)}). Spearman: rank correlation of |error| with the std (higher "
             "is better); nll: Gaussian negative log-likelihood (lower is better); coverage_68 / "
@@ -210,10 +210,49 @@ def _attribution_section(run_dir: Path) -> str:
     )
 
 
+def _blend_section(doc: dict[str, Any]) -> str:
+    """The blend's chosen weights and validation scores (``training.blend``), if any."""
+    blend = (doc.get("training") or {}).get("blend")
+    if not isinstance(blend, dict) or not isinstance(blend.get("weights"), dict):
+        return ""
+    metric, scores = next(
+        ((k[4:], v) for k, v in blend.items() if k.startswith("val_") and isinstance(v, dict)),
+        ("", {}),
+    )
+    rows = "".join(
+        f'<tr><th>{_e(name)}</th><td class="num">{float(w):.1f}</td></tr>'
+        for name, w in blend["weights"].items()
+    )
+    table = (
+        '<div class="scroll"><table class="metrics"><thead><tr><th>target</th>'
+        f"<th>weight of {_e(blend.get('model'))}</th></tr></thead>{rows}</table></div>"
+    )
+    if scores:
+        cells = "".join(
+            f'<td class="num">{float(scores[k]):.3f}</td>'
+            for k in ("network", "baseline", "blend")
+            if k in scores
+        )
+        heads = "".join(f"<th>{k}</th>" for k in ("network", "baseline", "blend") if k in scores)
+        table += (
+            f'<div class="scroll"><table class="metrics"><thead><tr><th>validation</th>{heads}'
+            f"</tr></thead><tr><th>{_e(metric)}</th>{cells}</tr></table></div>"
+        )
+    return table + (
+        '<p class="muted small">Each target\'s prediction is (1 − w) × the network(s) + w × '
+        f"the {_e(blend.get('model'))} baseline (of probabilities for classification), w chosen "
+        "from 0, 0.1, …, 1 by the validation loss; the scores above are on the validation "
+        "split that chose it.</p>"
+    )
+
+
 def _molecule_sections(
     run_dir: Path, doc: dict[str, Any], frame: pd.DataFrame, names: list[str]
 ) -> list[tuple[str, str, str]]:
     sections = []
+    blend = _blend_section(doc)
+    if blend:
+        sections.append(("blend", "Blend with a fingerprint baseline", blend))
     uq = _uncertainty_section(doc, frame, names)
     if uq:
         sections.append(("uncertainty", "Uncertainty", uq))
