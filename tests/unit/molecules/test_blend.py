@@ -192,3 +192,14 @@ def test_blend_fits_the_baseline_with_its_params(tmp_path):
     lrn.fit(train, val, work_dir=tmp_path, resume=False)
     (est,) = lrn.blend_
     assert est.max_iter == 7 and est.n_features_in_ == 64
+
+
+@pytest.mark.parametrize("blend", ["fp_gradient_boosting", "fp_random_forest"])
+def test_classification_blend_bundle_loads(blend, tmp_path):
+    """Gradient-boosting classifiers hold a label encoder; the bundle must still load."""
+    train, val = split(records("labels"))
+    lrn = make("labels", params=_params(blend, blend_params={"n_bits": 128}), epochs=2)
+    lrn.fit(train, val, work_dir=tmp_path / "run", resume=False)
+    fields = lrn.save(tmp_path / "bundle")
+    back = MoleculeLearner.load(tmp_path / "bundle", fields)
+    assert np.array_equal(lrn.predict_logits(val), back.predict_logits(val))

@@ -584,3 +584,13 @@ def test_keep_freed_memory_is_a_no_op_without_glibc(monkeypatch):
     with fit_mod.keep_freed_memory():
         value = torch.ones(3).sum().item()
     assert value == 3.0
+
+
+def test_gradient_boosting_classifier_bundle_loads(tmp_path):
+    """Its label encoder is on the trusted list (it was refused before)."""
+    train, val = split(records("ring"))
+    lrn = make("ring", model="fp_gradient_boosting", params={"max_iter": 5, "n_bits": 128})
+    lrn.fit(train, val, work_dir=tmp_path / "run", resume=False)
+    fields = lrn.save(tmp_path / "bundle")
+    back = MoleculeLearner.load(tmp_path / "bundle", fields)
+    assert np.array_equal(lrn.predict_logits(val), back.predict_logits(val))
