@@ -1053,7 +1053,9 @@ class MoleculeLearner:
 # --- blends -------------------------------------------------------------------------------------
 
 
-def _mix(net: np.ndarray, base: np.ndarray, w: np.ndarray, classification: bool) -> np.ndarray:
+def _mix(
+    net: np.ndarray, base: np.ndarray, w: np.ndarray | np.float64, classification: bool
+) -> np.ndarray:
     """``(1 - w) * net + w * base`` per target (of probabilities, returned as logits, for
     classification)."""
     if classification:
@@ -1064,12 +1066,13 @@ def _mix(net: np.ndarray, base: np.ndarray, w: np.ndarray, classification: bool)
 def _blend_loss(
     y: np.ndarray, net: np.ndarray, base: np.ndarray, w: float, classification: bool
 ) -> float:
-    """Validation loss of one target's blend: squared error, or log loss of the blended
-    probability."""
+    """Validation loss of one target's blend (:func:`_mix`): squared error, or log loss of the
+    blended probability."""
+    mixed = _mix(net, base, np.float64(w), classification)
     if classification:
-        p = np.clip((1.0 - w) * _sigmoid(net) + w * _sigmoid(base), 1e-7, 1.0 - 1e-7)
+        p = np.clip(_sigmoid(mixed), 1e-7, 1.0 - 1e-7)
         return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log(1.0 - p)))
-    return float(np.mean(((1.0 - w) * net + w * base - y) ** 2))
+    return float(np.mean((mixed - y) ** 2))
 
 
 # --- fingerprint bit environments and safe loading -----------------------------------------------

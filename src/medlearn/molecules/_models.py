@@ -612,7 +612,7 @@ _TINY_GRAPH = {"hidden": 16, "depth": 2, "ffn_hidden": 16}
     kind="torch",
     tiny=_TINY_GRAPH,
     description="Directed message-passing network on bonds (Chemprop-style D-MPNN), "
-    "optional RDKit descriptors after the readout.",
+    "optional RDKit descriptors after the readout and a blend with a fingerprint GBM or forest.",
 )
 def dmpnn(
     *,
