@@ -71,6 +71,7 @@ def test_esol_train_writes_split_metrics_uncertainty_and_report(esol_run: Path) 
     assert rmse["value"] > 0 and rmse["ci95"][0] <= rmse["value"] <= rmse["ci95"][1]
     uq = doc["uncertainty"]
     assert len(uq["variance_scale"]) == 1 and uq["variance_scale"][0] > 0
+    assert len(uq["variance_offset"]) == 1 and uq["variance_offset"][0] >= 0
     assert set(uq["test"]) >= {"spearman", "nll", "coverage_68", "coverage_95"}
     frame = pd.read_parquet(esol_run / "predictions.parquet")
     assert {"id", "patient_id", "split", "smiles", "target", "prediction", "variance"} <= set(

@@ -14,8 +14,9 @@ handlers do, these:
   accounts for the correlation between targets;
 * measure **uncertainty** when the learner gives a variance (deep ensembles): columns
   ``variance`` / ``variance_<target>`` in ``predictions.parquet``; for regression a per-target
-  variance scale fitted on validation (``z``-scaling: the mean squared ``z``-score on val is 1)
-  stored in the bundle manifest and applied by ``predict`` and ``evaluate``; the calibration
+  variance scale and offset fitted on validation (``scale · var + offset``, by the Gaussian
+  negative log-likelihood; plain ``z``-scaling when the offset does not help), stored in the
+  bundle manifest and applied by ``predict`` and ``evaluate``; the calibration
   of the uncertainty (Spearman correlation of ``|error|`` with the predicted std, Gaussian
   negative log-likelihood, ``z``-score coverage at 68% / 95% and the miscalibration area) or,
   for classification, the AUROC of the variance for finding misclassified molecules, under
@@ -64,7 +65,7 @@ from medlearn.molecules._task_metrics import (
     _target_matrix,
     _targets_of,
     _task_frame,
-    fit_variance_scale,
+    fit_variance_calibration,
 )
 from medlearn.molecules._task_report import (
     _doc_names,
@@ -150,8 +151,10 @@ class MoleculeRegressionTask(RegressionTask):
         state: dict[str, Any] = {"kind": "regression", "method": "ensemble_variance"}
         if "val" in out:
             pred, var = out["val"]
-            state["variance_scale"] = fit_variance_scale(y["val"], pred, var)  # type: ignore[arg-type]
-            state["scaling"] = "zscaling on val"
+            scale, offset = fit_variance_calibration(y["val"], pred, var)  # type: ignore[arg-type]
+            state["variance_scale"] = scale
+            state["variance_offset"] = offset
+            state["scaling"] = "scale * variance + offset, fitted on val by Gaussian NLL"
         return state
 
     def score(self, frame: pd.DataFrame, cfg: Any) -> dict[str, Any]:

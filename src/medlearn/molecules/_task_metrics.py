@@ -377,8 +377,51 @@ _REGRESSION_UQ: dict[str, Stat] = {
 }
 
 
-def fit_variance_scale(y: np.ndarray, pred: np.ndarray, var: np.ndarray) -> list[float]:
-    """Per-target factor ``s`` so that ``s * var`` has mean squared ``z``-score 1 on ``y``.
+def _affine_nll(r2: np.ndarray, v: np.ndarray, s: float, c: float) -> float:
+    total = np.maximum(s * v + c, _MIN_VAR)
+    return float(np.mean(np.log(total) + r2 / total))
+
+
+def _fit_affine(r2: np.ndarray, v: np.ndarray) -> tuple[float, float]:
+    """``(s, c)`` minimising the Gaussian NLL of residuals ``r`` under variance ``s·v + c``."""
+    from scipy.optimize import minimize
+
+    v = np.maximum(v, 0.0)
+    scale_only = float(np.mean(r2 / np.maximum(v, _MIN_VAR)))  # the optimum with c = 0
+    best = (scale_only, 0.0)
+    best_nll = _affine_nll(r2, v, *best)
+    floor = max(float(np.mean(r2)), _MIN_VAR)
+
+    def nll(theta: np.ndarray) -> float:
+        return _affine_nll(r2, v, float(np.exp(theta[0])), float(np.exp(theta[1])))
+
+    mean_v = max(float(np.mean(v)), _MIN_VAR)
+    for start_c in (0.5, 0.1):  # c as a share of the mean squared residual
+        s0 = max((1 - start_c) * floor / mean_v, _MIN_VAR)
+        res = minimize(
+            nll,
+            np.log([s0, start_c * floor]),
+            method="Nelder-Mead",
+            options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 2000},
+        )
+        s, c = (float(x) for x in np.exp(res.x))
+        value = _affine_nll(r2, v, s, c)
+        if value < best_nll - 1e-12:
+            best, best_nll = (s, c), value
+    return best
+
+
+def fit_variance_calibration(
+    y: np.ndarray, pred: np.ndarray, var: np.ndarray
+) -> tuple[list[float], list[float]]:
+    """Per-target ``(scale, offset)`` so that ``scale · var + offset`` is the variance.
+
+    Both are fitted on validation by the Gaussian negative log-likelihood of the errors.
+    Plain scaling (``offset = 0``, ``scale`` = the mean squared ``z``-score) is the special
+    case the fit starts from and keeps unless the offset lowers the likelihood. The offset
+    matters when members agree by chance: a single network blended with a baseline has
+    variance ``w (1 - w) (a - b)²``, near 0 wherever the two agree, and scaling alone then
+    blows every other variance up to cover those molecules' errors.
 
     Args:
         y: validation targets ``(N, T)`` (NaN: missing).
@@ -386,26 +429,35 @@ def fit_variance_scale(y: np.ndarray, pred: np.ndarray, var: np.ndarray) -> list
         var: ensemble variances ``(N, T)``.
 
     Returns:
-        ``T`` factors (1.0 where a target has fewer than 2 labelled rows).
+        ``T`` scales and ``T`` offsets (target units²); ``(1.0, 0.0)`` where a target has
+        fewer than 2 labelled rows.
     """
-    scales = []
+    scales, offsets = [], []
     for k in range(y.shape[1]):
         ok = np.isfinite(y[:, k]) & np.isfinite(pred[:, k]) & np.isfinite(var[:, k])
         if ok.sum() < 2:
             scales.append(1.0)
+            offsets.append(0.0)
             continue
-        z2 = (pred[ok, k] - y[ok, k]) ** 2 / np.maximum(var[ok, k], _MIN_VAR)
-        scales.append(round(float(np.mean(z2)), 6) or 1.0)
-    return scales
+        s, c = _fit_affine((pred[ok, k] - y[ok, k]) ** 2, var[ok, k])
+        scales.append(float(f"{s:.6g}") or 1.0)
+        offsets.append(float(f"{c:.6g}"))
+    return scales, offsets
 
 
 def _scaled(var: np.ndarray | None, manifest_uq: dict[str, Any] | None) -> np.ndarray | None:
+    """The calibrated variance: ``scale · var + offset`` per target (bundles written before
+    the offset existed have none, i.e. 0)."""
     if var is None:
         return None
-    scale = (manifest_uq or {}).get("variance_scale")
-    if not scale:
-        return var
-    return var * np.asarray(scale, dtype=np.float64)[None, :]
+    uq = manifest_uq or {}
+    scale = uq.get("variance_scale")
+    offset = uq.get("variance_offset")
+    if scale:
+        var = var * np.asarray(scale, dtype=np.float64)[None, :]
+    if offset:
+        var = var + np.asarray(offset, dtype=np.float64)[None, :]
+    return var
 
 
 # -- attributions --------------------------------------------------------------------------------

@@ -148,10 +148,12 @@ def _uncertainty_section(doc: dict[str, Any], frame: pd.DataFrame, names: list[s
     parts = [_uq_table(block, names)]
     if block.get("kind") == "regression":
         scale = block.get("variance_scale")
+        offset = block.get("variance_offset")
         parts.append(
-            '<p class="muted small">Ensemble (or blend) variance in target units, multiplied by a '
-            "per-target scale fitted on validation so that z-scores have unit mean square "
-            f"(scale: {_e(scale)}). Spearman: rank correlation of |error| with the std (higher "
+            '<p class="muted small">Ensemble (or blend) variance in target units, calibrated '
+            "per target as scale × variance + offset, both fitted on validation by the Gaussian "
+            f"negative log-likelihood (scale: {_e(scale)}; offset: {_e(offset or 0)}). "
+            "Spearman: rank correlation of |error| with the std (higher "
             "is better); nll: Gaussian negative log-likelihood (lower is better); coverage_68 / "
             "coverage_95: share of molecules within 1 / 1.96 std (ideal 0.683 / 0.95); "
             "miscalibration_area: mean gap between observed and expected coverage (0 is "

@@ -182,6 +182,8 @@ def test_regression_uncertainty_is_rescaled_on_val_and_calibrated(regression_run
     scale = outcome.manifest["uncertainty"]["variance_scale"]
     assert len(scale) == 2
     assert all(0.15 < s < 0.4 for s in scale)  # the fake inflates variances 4x
+    offset = outcome.manifest["uncertainty"]["variance_offset"]
+    assert len(offset) == 2 and all(0 <= c < 0.05 for c in offset)  # errors follow the std
     uq = outcome.doc["uncertainty"]["test"]
     assert uq["spearman"]["value"] > 0.3  # errors grow with the reported std
     assert uq["coverage_68"]["value"] == pytest.approx(0.68, abs=0.08)
@@ -293,7 +295,8 @@ def test_regression_predict_rows_and_explanations(regression_run, tmp_path: Path
     assert set(rows[0]["prediction"]) == {"logS", "logP"}
     assert rows[0]["prediction"]["logS"] == pytest.approx(learner.out[test[0]["id"]][0], abs=1e-6)
     scale = manifest["uncertainty"]["variance_scale"][0]
-    std = float(np.sqrt(scale * learner.var[test[0]["id"]][0]))
+    offset = manifest["uncertainty"]["variance_offset"][0]
+    std = float(np.sqrt(scale * learner.var[test[0]["id"]][0] + offset))
     assert rows[0]["uncertainty"]["logS"] == pytest.approx(std, abs=1e-5)
     svg = Path(rows[0]["explanation"]["file"])
     assert svg.is_file() and svg.parent == tmp_path / "exp" and "<svg" in svg.read_text()
@@ -438,11 +441,37 @@ def test_target_count_mismatch_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_variance_scale_closed_form() -> None:
+    # errors exactly proportional to the std: plain scaling is optimal and the offset stays 0
     y = np.array([[0.0], [0.0], [np.nan]])
     pred = np.array([[1.0], [3.0], [5.0]])
     var = np.array([[1.0], [9.0], [1.0]])
-    assert _task.fit_variance_scale(y, pred, var) == [1.0]  # z = 1, 1
-    assert _task.fit_variance_scale(y, 2 * pred, var) == [4.0]
+    assert _task.fit_variance_calibration(y, pred, var) == ([1.0], [0.0])  # z = 1, 1
+    assert _task.fit_variance_calibration(y, 2 * pred, var) == ([4.0], [0.0])
+    assert _task.fit_variance_calibration(y[:1], pred[:1], var[:1]) == ([1.0], [0.0])  # < 2 rows
+
+
+def test_variance_offset_rescues_members_that_agree_by_chance() -> None:
+    # a blend of one network with a baseline: variance ~0 wherever the two agree, but the
+    # errors there are as large as elsewhere. Plain z-scaling would inflate every other
+    # variance by orders of magnitude to cover them; the fitted offset absorbs them instead.
+    rng = np.random.default_rng(0)
+    n = 400
+    true_var = rng.uniform(0.1, 1.0, n)
+    var = np.where(rng.random(n) < 0.2, 1e-9, true_var)  # a fifth of the members agree
+    err = rng.normal(0, np.sqrt(true_var + 0.05))
+    y, pred = np.zeros((n, 1)), err[:, None]
+    (scale,), (offset,) = _task.fit_variance_calibration(y, pred, var[:, None])
+    assert 0.0 < offset < 1.0 and 0.2 < scale < 2.0
+    z_only = float(np.mean(err**2 / np.maximum(var, 1e-12)))
+    assert z_only > 1e4  # what plain scaling would have used
+
+    def nll(s: float, c: float) -> float:
+        total = s * var + c
+        return float(np.mean(np.log(total) + err**2 / total))
+
+    assert nll(scale, offset) < nll(z_only, 0.0) - 1.0
+    z = err / np.sqrt(scale * var + offset)
+    assert np.mean(np.abs(z) <= 1.0) == pytest.approx(0.683, abs=0.06)
 
 
 def test_frame_is_parquet_ready(regression_run, tmp_path: Path) -> None:
@@ -451,3 +480,12 @@ def test_frame_is_parquet_ready(regression_run, tmp_path: Path) -> None:
     outcome.predictions.to_parquet(path, index=False)
     back = pd.read_parquet(path)
     assert list(back.columns) == list(outcome.predictions.columns)
+
+
+def test_bundles_without_an_offset_are_scaled_as_before() -> None:
+    var = np.array([[1.0, 2.0], [3.0, 4.0]])
+    old = {"variance_scale": [2.0, 0.5]}  # written before variance_offset existed
+    np.testing.assert_allclose(_task._scaled(var, old), [[2.0, 1.0], [6.0, 2.0]])
+    new = {"variance_scale": [2.0, 0.5], "variance_offset": [0.1, 0.0]}
+    np.testing.assert_allclose(_task._scaled(var, new), [[2.1, 1.0], [6.1, 2.0]])
+    assert _task._scaled(None, new) is None
