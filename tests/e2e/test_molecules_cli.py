@@ -82,7 +82,7 @@ def test_esol_train_writes_split_metrics_uncertainty_and_report(esol_run: Path) 
     assert 1 <= len(attributions["items"]) <= 6
     page = (esol_run / "report.html").read_text()
     assert 'id="atom-attributions"' in page and "data:image/svg+xml;base64," in page
-    assert 'id="uncertainty"' in page
+    assert 'id="uncertainty"' in page and "observed against expected coverage" in page
 
 
 def test_predict_gives_one_prediction_and_one_error(

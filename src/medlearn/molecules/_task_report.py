@@ -124,6 +124,46 @@ def _error_vs_std_png(frame: pd.DataFrame, names: list[str]) -> str | None:
     return _png_uri(fig)
 
 
+def coverage_curve(z: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Observed share of ``|z| <= q(level)`` for each expected central coverage ``level``."""
+    from scipy.stats import norm
+
+    z = np.abs(z[np.isfinite(z)])
+    if z.size == 0:
+        return np.full(levels.shape, np.nan)
+    q = norm.ppf(0.5 + levels / 2)
+    return (z[None, :] <= q[:, None]).mean(axis=1)
+
+
+def _coverage_png(frame: pd.DataFrame, names: list[str]) -> str | None:
+    """Observed against expected coverage of the central intervals (the miscalibration area
+    is the mean gap between the curve and the diagonal)."""
+    from matplotlib.figure import Figure
+
+    t = len(names)
+    shown = [n for n in names[:4] if _col("variance", n, t) in frame.columns]
+    if not shown:
+        return None
+    levels = np.linspace(0.0, 1.0, 41)
+    fig = Figure(figsize=(3.6 * len(shown), 3.4))
+    for k, name in enumerate(shown):
+        ax = fig.add_subplot(1, len(shown), k + 1)
+        y = frame[_col("target", name, t)].to_numpy(dtype=float)
+        p = frame[_col("prediction", name, t)].to_numpy(dtype=float)
+        v = frame[_col("variance", name, t)].to_numpy(dtype=float)
+        z = (p - y) / np.sqrt(np.maximum(v, 1e-12))
+        ax.plot([0, 1], [0, 1], color="#94a3b8", ls="--", lw=1, label="ideal")
+        ax.plot(levels, coverage_curve(z, levels), color="#2563eb", lw=1.5, label="observed")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("expected coverage")
+        ax.set_ylabel("observed coverage")
+        ax.set_title(name if t > 1 else "test split", fontsize=10)
+        ax.legend(fontsize=7, frameon=False, loc="upper left")
+    fig.tight_layout()
+    return _png_uri(fig)
+
+
 def _uq_table(block: dict[str, Any], names: list[str]) -> str:
     rows = []
     for split in ("test", "val"):
@@ -167,6 +207,14 @@ def _uncertainty_section(doc: dict[str, Any], frame: pd.DataFrame, names: list[s
                 "<figcaption>Test molecules: absolute error against the predicted std; "
                 "about 68% should fall under the grey line and 95% under the red one."
                 "</figcaption></figure>"
+            )
+        uri = _coverage_png(test, names) if not test.empty else None
+        if uri:
+            parts.append(
+                f'<figure><img src="{uri}" alt="observed against expected coverage">'
+                "<figcaption>Test molecules: share within the central interval of each "
+                "expected coverage. Above the diagonal the stds are too wide, below it too "
+                "narrow.</figcaption></figure>"
             )
     else:
         parts.append(

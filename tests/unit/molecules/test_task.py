@@ -489,3 +489,22 @@ def test_bundles_without_an_offset_are_scaled_as_before() -> None:
     new = {"variance_scale": [2.0, 0.5], "variance_offset": [0.1, 0.0]}
     np.testing.assert_allclose(_task._scaled(var, new), [[2.1, 1.0], [6.1, 2.0]])
     assert _task._scaled(None, new) is None
+
+
+def test_report_coverage_curve_matches_the_miscalibration_area(regression_run) -> None:
+    from medlearn.molecules._task_metrics import _LEVELS
+    from medlearn.molecules._task_report import _coverage_png, coverage_curve
+
+    _, outcome, _, _, _, _ = regression_run
+    frame = outcome.predictions
+    test = frame[frame["split"] == "test"]
+    z = (test["prediction_logS"] - test["target_logS"]) / np.sqrt(test["variance_logS"])
+    curve = coverage_curve(z.to_numpy(dtype=float), _LEVELS)
+    assert np.all(np.diff(curve) >= 0) and 0 <= curve[0] <= curve[-1] <= 1
+    area = outcome.doc["uncertainty"]["test"]["per_task"]["logS"]["miscalibration_area"]
+    assert float(np.mean(np.abs(curve - _LEVELS))) == pytest.approx(area["value"], abs=1e-6)
+    assert _coverage_png(test, ["logS", "logP"]).startswith("data:image/png;base64,")
+    assert (
+        _coverage_png(test.drop(columns=["variance_logS", "variance_logP"]), ["logS", "logP"])
+        is None
+    )
