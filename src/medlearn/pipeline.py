@@ -83,23 +83,26 @@ def _git_sha() -> str | None:
 
 
 def _versions() -> dict[str, str]:
-    import lightning
-    import sklearn
+    """Versions of the main libraries, from their installed package metadata.
+
+    Importing Lightning and MONAI just to read ``__version__`` took ~6 s of every run (most
+    domains never import them), so only torch, already loaded, is asked directly.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
     import torch
 
     versions = {
         "medlearn": medlearn.__version__,
         "python": platform.python_version(),
         "torch": str(torch.__version__),
-        "lightning": str(lightning.__version__),
+        "lightning": version("lightning"),
         "numpy": np.__version__,
-        "scikit-learn": sklearn.__version__,
+        "scikit-learn": version("scikit-learn"),
     }
     try:
-        import monai
-
-        versions["monai"] = str(monai.__version__)
-    except ImportError:  # pragma: no cover - imaging extra not installed
+        versions["monai"] = version("monai")
+    except PackageNotFoundError:  # pragma: no cover - imaging extra not installed
         pass
     return versions
 

@@ -42,7 +42,9 @@ __all__ = [
 T = TypeVar("T")
 
 #: Built-in domain modules; importing one registers its components.
-BUILTIN_PLUGINS: tuple[str, ...] = ("medlearn.imaging", "medlearn.clinical", "medlearn.molecules")
+#: Lookups import them in this order and stop at the one that registers the name, so the
+#: cheapest come first (imaging imports MONAI, seconds).
+BUILTIN_PLUGINS: tuple[str, ...] = ("medlearn.clinical", "medlearn.molecules", "medlearn.imaging")
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class Registry(Generic[T]):
         self.list_command = list_command
         self._plugins = plugins
         self._loaded = False
+        self._next_plugin = 0  # plugins before this index are imported
         self._entries: dict[str, Entry[T]] = {}
 
     # -- registration -----------------------------------------------------------------------
@@ -106,15 +109,33 @@ class Registry(Generic[T]):
         self._entries.pop(name, None)
 
     # -- lookup -----------------------------------------------------------------------------
+    def _import_next_plugin(self) -> None:
+        module = self._plugins[self._next_plugin]
+        self._next_plugin += 1
+        if self._next_plugin == len(self._plugins):
+            self._loaded = True
+        try:
+            importlib.import_module(module)
+        except ImportError:  # an optional domain whose extra is not installed
+            pass
+
     def _ensure_loaded(self) -> None:
+        """Import every plugin (listing and searching need all of them)."""
         if self._loaded:
             return
-        self._loaded = True
-        for module in self._plugins:
-            try:
-                importlib.import_module(module)
-            except ImportError:  # an optional domain whose extra is not installed
-                continue
+        if not self._plugins:
+            self._loaded = True
+        while not self._loaded:
+            self._import_next_plugin()
+
+    def _load_until(self, name: str) -> None:
+        """Import plugins in order only until one has registered ``name``: a molecule run
+        then never pays for importing MONAI, which the imaging plugin needs (seconds)."""
+        while name not in self._entries and not self._loaded:
+            if not self._plugins:
+                self._loaded = True
+                return
+            self._import_next_plugin()
 
     def entry(self, name: str) -> Entry[T]:
         """Return the :class:`Entry` for ``name``.
@@ -122,11 +143,12 @@ class Registry(Generic[T]):
         Raises:
             UnknownComponentError: with the closest names and the command listing all.
         """
-        self._ensure_loaded()
+        self._load_until(name)
         try:
             return self._entries[name]
         except KeyError:
             pass
+        self._ensure_loaded()  # for the did-you-mean suggestions
         close = difflib.get_close_matches(str(name), list(self._entries), n=3, cutoff=0.5)
         message = f"Unknown {self.kind} {name!r}."
         if close:
@@ -159,7 +181,10 @@ class Registry(Generic[T]):
         return sorted(names)
 
     def __contains__(self, name: object) -> bool:
-        self._ensure_loaded()
+        if isinstance(name, str):
+            self._load_until(name)  # a miss still imports every plugin before answering
+        else:
+            self._ensure_loaded()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:

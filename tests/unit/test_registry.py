@@ -66,3 +66,49 @@ def test_decorator_returns_object_unchanged(reg: Registry[object]) -> None:
 def test_builtin_plugins_populate_models_lazily() -> None:
     assert "resnet18" in MODELS.list(domain="imaging")
     assert MODELS.meta("resnet18")["domain"] == "imaging"
+
+
+def test_lookups_import_plugins_only_until_the_name_is_found(tmp_path, monkeypatch) -> None:
+    import sys
+
+    for i, name in enumerate(("first", "second", "third")):
+        (tmp_path / f"plug_{name}.py").write_text(
+            "from tests_plugin_registry import REG\n"
+            f"REG.add('{name}_widget', {i})\n"
+            f"REG.add('{name}_gadget', {i * 10})\n"
+        )
+    (tmp_path / "tests_plugin_registry.py").write_text(
+        "from medlearn.registry import Registry\n"
+        "REG = Registry('widget', plugins=('plug_first', 'plug_second', 'plug_third'))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from tests_plugin_registry import REG  # type: ignore[import-not-found]
+
+    assert REG.get("second_widget") == 1
+    assert "plug_second" in sys.modules and "plug_third" not in sys.modules  # stopped there
+    assert REG.get("first_gadget") == 0  # already there: nothing more imported
+    assert "second_gadget" in REG and "plug_third" not in sys.modules
+    with pytest.raises(UnknownComponentError, match="third_widget"):  # did-you-mean: all
+        REG.get("third_widgets")
+    assert "plug_third" in sys.modules
+    assert REG.list() == sorted(
+        f"{a}_{b}" for a in ("first", "second", "third") for b in ("gadget", "widget")
+    )
+    for mod in ("plug_first", "plug_second", "plug_third", "tests_plugin_registry"):
+        sys.modules.pop(mod, None)
+
+
+def test_a_molecule_lookup_does_not_import_monai_or_lightning() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from medlearn.registry import MODELS, TASKS\n"
+        "MODELS.get('dmpnn'); TASKS.get('molecules:regression')\n"
+        "print(sorted(m for m in ('monai', 'lightning', 'medlearn.imaging') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from lightning.pytorch import LightningModule
 from torch import nn
 
 from medlearn._io import atomic_write_json
@@ -33,7 +31,6 @@ __all__ = [
     "BreslowBaseline",
     "CoxPHModel",
     "DeepSurvModel",
-    "DeepSurvModule",
     "ForestSurvivalModel",
     "GradientBoostingSurvivalModel",
     "cox_partial_nll",
@@ -242,61 +239,6 @@ class _MLP(nn.Module):
         return self.net(x).squeeze(-1)
 
 
-class DeepSurvModule(LightningModule):
-    """Lightning task of DeepSurv: Cox partial likelihood, validation loss and C-index.
-
-    Validation scores the whole validation set at once (the partial likelihood depends on the
-    risk set), logging ``val_loss`` and ``val_c_index``.
-    """
-
-    def __init__(
-        self, net: nn.Module, *, lr: float, weight_decay: float, optimizer: str, max_epochs: int
-    ) -> None:
-        super().__init__()
-        self.net = net
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.optimizer_name = optimizer
-        self.max_epochs = max_epochs
-        self._val: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int):
-        x, t, e = batch
-        loss = cox_partial_nll(self(x), t, e)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(t))
-        return loss
-
-    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        x, t, e = batch
-        self._val.append((self(x).detach(), t, e))
-
-    def on_validation_epoch_end(self) -> None:
-        if not self._val:
-            return
-        f = torch.cat([v[0] for v in self._val])
-        t = torch.cat([v[1] for v in self._val])
-        e = torch.cat([v[2] for v in self._val])
-        self._val.clear()
-        self.log("val_loss", cox_partial_nll(f, t, e))
-        from medlearn.evaluation.survival import c_index
-
-        c = c_index(t.numpy(), e.numpy().astype(int), f.double().numpy())
-        self.log("val_c_index", float(c) if math.isfinite(c) else 0.5, prog_bar=True)
-
-    def configure_optimizers(self):
-        params = self.net.parameters()
-        if self.optimizer_name == "sgd":
-            return torch.optim.SGD(
-                params, lr=self.lr, momentum=0.9, nesterov=True, weight_decay=self.weight_decay
-            )
-        if self.optimizer_name == "adamw":
-            return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
-
-
 class DeepSurvModel(_CoxLike):
     """DeepSurv (Katzman et al. 2018): an MLP log hazard ratio trained with the Cox partial
     likelihood through :func:`medlearn.training.fit_module`, early-stopped on validation.
@@ -342,6 +284,7 @@ class DeepSurvModel(_CoxLike):
         resume: bool,
         training: dict[str, Any],
     ) -> dict[str, Any]:
+        from medlearn.clinical._survival_module import DeepSurvModule
         from medlearn.training import fit_module
 
         torch.manual_seed(training["seed"])
@@ -715,3 +658,13 @@ def deepsurv(
 ) -> DeepSurvModel:
     """DeepSurv (see :class:`DeepSurvModel`)."""
     return DeepSurvModel(hidden=hidden, dropout=dropout, activation=activation)
+
+
+def __getattr__(name: str) -> Any:
+    # DeepSurvModule subclasses Lightning's LightningModule and Lightning takes seconds to
+    # import, so the class is imported on first use (this name keeps working)
+    if name == "DeepSurvModule":
+        from medlearn.clinical._survival_module import DeepSurvModule
+
+        return DeepSurvModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -29,7 +29,7 @@ from medlearn.clinical._tabular_data import (
     raise_problems,
     read_table,
 )
-from medlearn.clinical._tabular_models import RESERVED, TabularMLP, TabularMLPModule
+from medlearn.clinical._tabular_models import RESERVED, TabularMLP
 from medlearn.errors import CheckpointError, ConfigError, DataValidationError, NotFittedError
 from medlearn.registry import LEARNERS, MODELS
 from medlearn.training import BadInput, Explanation, FitReport
@@ -451,6 +451,7 @@ class TabularLearner:
     ) -> FitReport:
         import torch
 
+        from medlearn.clinical._tabular_module import TabularMLPModule
         from medlearn.training import fit_module
 
         arch = MODELS.get(self.model)(**self._factory_kwargs())

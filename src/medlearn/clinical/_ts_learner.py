@@ -353,7 +353,7 @@ class TimeSeriesLearner:
     def _fit_torch(self, arr_tr, y, aux, arr_va, yv, work_dir, resume) -> FitReport:
         import torch
 
-        from medlearn.clinical._ts_models import TimeSeriesModule
+        from medlearn.clinical._ts_module import TimeSeriesModule
         from medlearn.training import fit_module
 
         t0 = time.perf_counter()

@@ -14,6 +14,8 @@ Importing this module registers:
 
 from __future__ import annotations
 
+from typing import Any
+
 from medlearn.clinical import _tabular_catalog  # noqa: F401  (registers datasets)
 from medlearn.clinical._tabular_data import (
     ColumnSpec,
@@ -31,7 +33,7 @@ from medlearn.clinical._tabular_learner import (
     build_preprocessor,
     load_skops,
 )
-from medlearn.clinical._tabular_models import TabularMLP, TabularMLPModule
+from medlearn.clinical._tabular_models import TabularMLP
 from medlearn.registry import READERS
 
 __all__ = [
@@ -39,7 +41,6 @@ __all__ = [
     "TRUSTED_TYPES",
     "TabularLearner",
     "TabularMLP",
-    "TabularMLPModule",
     "TargetRule",
     "build_preprocessor",
     "check_rows",
@@ -57,3 +58,13 @@ READERS.add(
     run_config=True,
     description="CSV / Parquet / UCI .data / ARFF tables, one record per row.",
 )
+
+
+def __getattr__(name: str) -> Any:
+    # TabularMLPModule subclasses Lightning's LightningModule and Lightning takes seconds to
+    # import, so the class is imported on first use (this name keeps working)
+    if name == "TabularMLPModule":
+        from medlearn.clinical._tabular_module import TabularMLPModule
+
+        return TabularMLPModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

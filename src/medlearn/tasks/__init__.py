@@ -175,7 +175,7 @@ def handler_key(task: str, handler: str | None = None) -> str:
 
     if handler:
         key = f"{handler}:{task}"
-        if key in TASKS.list():
+        if key in TASKS:
             return key
     return task
 
