@@ -62,7 +62,8 @@ class Registry(Generic[T]):
     Args:
         kind: what the entries are, used in messages (``"model"``).
         list_command: the CLI command that lists all entries, used in hints.
-        plugins: modules imported on first lookup to populate the registry.
+        plugins: modules that register entries when imported. A lookup imports them in order
+            until one has registered the name; listing imports them all.
     """
 
     def __init__(
