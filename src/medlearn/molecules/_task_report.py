@@ -200,22 +200,27 @@ def _uncertainty_section(doc: dict[str, Any], frame: pd.DataFrame, names: list[s
             "ideal).</p>"
         )
         test = frame[frame["split"] == "test"]
-        uri = _error_vs_std_png(test, names) if not test.empty else None
-        if uri:
-            parts.append(
-                f'<figure><img src="{uri}" alt="absolute error against predicted std">'
-                "<figcaption>Test molecules: absolute error against the predicted std; "
-                "about 68% should fall under the grey line and 95% under the red one."
-                "</figcaption></figure>"
-            )
-        uri = _coverage_png(test, names) if not test.empty else None
-        if uri:
-            parts.append(
-                f'<figure><img src="{uri}" alt="observed against expected coverage">'
-                "<figcaption>Test molecules: share within the central interval of each "
-                "expected coverage. Above the diagonal the stds are too wide, below it too "
-                "narrow.</figcaption></figure>"
-            )
+        figures = (
+            (
+                _error_vs_std_png,
+                "absolute error against predicted std",
+                "Test molecules: absolute error against the predicted std; about 68% should "
+                "fall under the grey line and 95% under the red one.",
+            ),
+            (
+                _coverage_png,
+                "observed against expected coverage",
+                "Test molecules: share within the central interval of each expected coverage. "
+                "Above the diagonal the stds are too wide, below it too narrow.",
+            ),
+        )
+        for draw, alt, caption in figures:
+            uri = draw(test, names) if not test.empty else None
+            if uri:
+                parts.append(
+                    f'<figure><img src="{uri}" alt="{alt}"><figcaption>{caption}'
+                    "</figcaption></figure>"
+                )
     else:
         parts.append(
             '<p class="muted small">AUROC of the ensemble variance of the predicted '
