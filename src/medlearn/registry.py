@@ -76,7 +76,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self.list_command = list_command
         self._plugins = plugins
-        self._loaded = False
+        self._loaded = not plugins  # every plugin imported
         self._next_plugin = 0  # plugins before this index are imported
         self._entries: dict[str, Entry[T]] = {}
 
@@ -122,10 +122,6 @@ class Registry(Generic[T]):
 
     def _ensure_loaded(self) -> None:
         """Import every plugin (listing and searching need all of them)."""
-        if self._loaded:
-            return
-        if not self._plugins:
-            self._loaded = True
         while not self._loaded:
             self._import_next_plugin()
 
@@ -133,9 +129,6 @@ class Registry(Generic[T]):
         """Import plugins in order only until one has registered ``name``: a molecule run
         then never pays for importing MONAI, which the imaging plugin needs (seconds)."""
         while name not in self._entries and not self._loaded:
-            if not self._plugins:
-                self._loaded = True
-                return
             self._import_next_plugin()
 
     def entry(self, name: str) -> Entry[T]:
