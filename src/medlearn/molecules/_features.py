@@ -85,9 +85,12 @@ def _fill(
     width: int,
     compute: Any,
     disk: Path | None = None,
+    compute_smiles: Any = None,
 ) -> np.ndarray:
     """Rows for ``smiles`` from the memo, then from the ``disk`` cache folder (if given),
-    computing the missing ones with ``compute(mols)`` (and writing them to ``disk``)."""
+    computing the missing ones with ``compute(mols)`` (and writing them to ``disk``).
+    ``compute_smiles(smiles)``, when given, computes them from the (already checked) SMILES
+    instead, e.g. in worker processes; it returns ``None`` to fall back to ``compute``."""
     wanted = [str(s) for s in smiles]
     missing = list(dict.fromkeys(s for s in wanted if (*key, s) not in _ROWS))
     shards: dict[str, dict[str, np.ndarray]] = {}
@@ -102,7 +105,10 @@ def _fill(
         first: dict[str, int] = {}
         for i, s in enumerate(wanted):
             first.setdefault(s, i)
-        rows = compute(_mols(missing, [first[s] for s in missing], len(wanted)))
+        mols = _mols(missing, [first[s] for s in missing], len(wanted))
+        rows = compute_smiles(missing) if compute_smiles is not None else None
+        if rows is None:
+            rows = compute(mols)
         for s, row in zip(missing, rows, strict=True):
             _ROWS[(*key, s)] = row
         if disk is not None:
@@ -313,6 +319,7 @@ def rdkit_descriptors(
     names: Sequence[str] | None = None,
     disk: bool = True,
     cache_dir: str | Path | None = None,
+    workers: int = 1,
 ) -> np.ndarray:
     """RDKit 2D descriptors of ``smiles``, memoised and cached on disk.
 
@@ -322,6 +329,8 @@ def rdkit_descriptors(
         disk: also use the disk cache (:func:`descriptor_cache_dir`); ``False``: memory only.
         cache_dir: the ``descriptors`` cache folder (default
             ``$MEDLEARN_CACHE_DIR/descriptors`` or ``~/.cache/medlearn/descriptors``).
+        workers: processes that compute the rows not yet cached when there are at least
+            ``PARALLEL_MIN`` of them (the values are the same as with 1).
 
     Returns:
         ``(N, D)`` float64; a descriptor that fails or is not finite is NaN (use
@@ -331,27 +340,70 @@ def rdkit_descriptors(
         ConfigError: for an unknown descriptor name.
         DataValidationError: listing the positions of SMILES that do not parse.
     """
-    from rdkit import rdBase
 
     names = list(names) if names is not None else descriptor_names()
     funcs = _functions(names)
 
     def compute(mols: list[Any]) -> list[np.ndarray]:
-        rows = []
-        with rdBase.BlockLogs(), np.errstate(all="ignore"):
-            for m in mols:
-                row = np.empty(len(funcs), dtype=np.float64)
-                for j, f in enumerate(funcs):
-                    try:
-                        row[j] = float(f(m))
-                    except Exception:  # noqa: BLE001 - RDKit descriptors raise many types
-                        row[j] = np.nan
-                row[~np.isfinite(row)] = np.nan
-                rows.append(row)
-        return rows
+        return _descriptor_rows(mols, funcs)
+
+    def in_workers(missing: list[str]) -> list[np.ndarray] | None:
+        if int(workers) < 2 or len(missing) < PARALLEL_MIN:
+            return None
+        return _parallel_descriptor_rows(missing, names, int(workers))
 
     folder = descriptor_cache_dir(names, cache_dir) if disk else None
-    return _fill(smiles, ("descriptors", tuple(names)), len(names), compute, folder)
+    return _fill(smiles, ("descriptors", tuple(names)), len(names), compute, folder, in_workers)
+
+
+#: fewest uncached molecules worth starting worker processes for (~8 ms each)
+PARALLEL_MIN = 400
+
+
+def _descriptor_rows(mols: list[Any], funcs: list[Any]) -> list[np.ndarray]:
+    from rdkit import rdBase
+
+    rows = []
+    with rdBase.BlockLogs(), np.errstate(all="ignore"):
+        for m in mols:
+            row = np.empty(len(funcs), dtype=np.float64)
+            for j, f in enumerate(funcs):
+                try:
+                    row[j] = float(f(m))
+                except Exception:  # noqa: BLE001 - RDKit descriptors raise many types
+                    row[j] = np.nan
+            row[~np.isfinite(row)] = np.nan
+            rows.append(row)
+    return rows
+
+
+def _descriptor_chunk(smiles: list[str], names: list[str]) -> np.ndarray:
+    """A worker's share: parse and describe ``smiles`` (checked by the parent)."""
+    from rdkit import Chem, rdBase
+
+    with rdBase.BlockLogs():
+        mols = [Chem.MolFromSmiles(s) for s in smiles]
+    return np.stack(_descriptor_rows(mols, _functions(names)))
+
+
+def _parallel_descriptor_rows(
+    smiles: list[str], names: list[str], workers: int
+) -> list[np.ndarray]:
+    """Descriptor rows computed by ``workers`` processes, in the order of ``smiles``.
+
+    Forked where the platform allows (the children only run RDKit, never torch, so the
+    parent's thread pools do not matter), spawned elsewhere.
+    """
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    n_chunks = min(len(smiles), workers * 4)
+    bounds = np.linspace(0, len(smiles), n_chunks + 1).astype(int)
+    chunks = [smiles[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method)) as pool:
+        parts = list(pool.map(_descriptor_chunk, chunks, [names] * len(chunks)))
+    return [row for part in parts for row in part]
 
 
 class DescriptorScaler:

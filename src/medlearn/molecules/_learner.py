@@ -160,10 +160,14 @@ def fingerprint_matrix(
 
 
 def descriptor_matrix(smiles: Sequence[str], names: Sequence[str] | None = None) -> np.ndarray:
-    """RDKit 2D descriptors ``(N, D)`` float64, NaN where a descriptor fails."""
+    """RDKit 2D descriptors ``(N, D)`` float64, NaN where a descriptor fails; uncached rows
+    are computed by as many processes as torch has threads (``training.num_threads``)."""
+    import torch
+
     from medlearn.molecules._features import rdkit_descriptors
 
-    return np.asarray(rdkit_descriptors(list(smiles), names=names), dtype=np.float64)
+    X = rdkit_descriptors(list(smiles), names=names, workers=torch.get_num_threads())
+    return np.asarray(X, dtype=np.float64)
 
 
 def _graphs(smiles: Sequence[str]) -> list[Any]:

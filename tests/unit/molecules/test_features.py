@@ -171,3 +171,42 @@ def test_descriptor_disk_cache_round_trip_corrupt_and_unwritable(
     assert "cannot write the descriptor cache" in caplog.text
     clear_feature_cache()
     np.testing.assert_array_equal(rdkit_descriptors(SMILES, names=names, disk=False), X)
+
+
+def test_descriptors_from_worker_processes_equal_the_serial_rows(monkeypatch) -> None:
+    from medlearn.molecules import _features
+
+    # a seeded set of small molecules: a chain with a group at each end
+    rng = np.random.default_rng(0)
+    ends = ["", "O", "N", "C(=O)O", "c1ccccc1", "Cl", "C#N"]
+    smiles = list(
+        dict.fromkeys(
+            str(rng.choice(ends[:5])) + "C" * int(rng.integers(1, 8)) + str(rng.choice(ends))
+            for _ in range(300)
+        )
+    )
+    assert len(smiles) > 50
+    names = ["MolWt", "MolLogP", "TPSA", "qed", "BertzCT", "fr_COO", "NumHDonors"]
+    clear_feature_cache()
+    serial = rdkit_descriptors(smiles, names=names, disk=False)
+    clear_feature_cache()
+    monkeypatch.setattr(_features, "PARALLEL_MIN", 10)
+    calls = []
+    real = _features._parallel_descriptor_rows
+    monkeypatch.setattr(
+        _features,
+        "_parallel_descriptor_rows",
+        lambda s, n, w: calls.append((len(s), w)) or real(s, n, w),
+    )
+    parallel = rdkit_descriptors(smiles, names=names, disk=False, workers=2)
+    assert calls == [(len(smiles), 2)]  # the workers did compute them
+    np.testing.assert_array_equal(parallel, serial)
+    # too few uncached molecules: no processes are started
+    clear_feature_cache()
+    rdkit_descriptors(smiles[:5], names=names, disk=False, workers=2)
+    assert len(calls) == 1
+    # a SMILES that does not parse is still reported by position before any worker starts
+    clear_feature_cache()
+    with pytest.raises(DataValidationError, match="items 3"):
+        rdkit_descriptors([*smiles[:2], "C1CC", *smiles[2:20]], names=names, workers=2)
+    assert len(calls) == 1
