@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from medlearn._io import atomic_write_json
+from medlearn._lazy import lazy_attributes
 from medlearn.errors import CheckpointError, ConfigError
 from medlearn.registry import MODELS
 
@@ -660,11 +661,6 @@ def deepsurv(
     return DeepSurvModel(hidden=hidden, dropout=dropout, activation=activation)
 
 
-def __getattr__(name: str) -> Any:
-    # DeepSurvModule subclasses Lightning's LightningModule and Lightning takes seconds to
-    # import, so the class is imported on first use (this name keeps working)
-    if name == "DeepSurvModule":
-        from medlearn.clinical._survival_module import DeepSurvModule
-
-        return DeepSurvModule
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# DeepSurvModule subclasses Lightning's LightningModule, which takes seconds to import: it is
+# imported on first use, and this name keeps working
+__getattr__ = lazy_attributes(__name__, {"DeepSurvModule": "medlearn.clinical._survival_module"})

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from medlearn._lazy import lazy_attributes
 from medlearn.registry import MODELS
 
 __all__ = ["TabularMLP"]
@@ -251,11 +252,6 @@ def mlp(
     return {"hidden": [int(h) for h in hidden], "dropout": float(dropout)}
 
 
-def __getattr__(name: str) -> Any:
-    # TabularMLPModule subclasses Lightning's LightningModule and Lightning takes seconds to
-    # import, so the class is imported on first use (this name keeps working)
-    if name == "TabularMLPModule":
-        from medlearn.clinical._tabular_module import TabularMLPModule
-
-        return TabularMLPModule
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# TabularMLPModule subclasses Lightning's LightningModule, which takes seconds to import: it is
+# imported on first use, and this name keeps working
+__getattr__ = lazy_attributes(__name__, {"TabularMLPModule": "medlearn.clinical._tabular_module"})

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medlearn._lazy import lazy_attributes
 from medlearn.errors import ConfigError
 from medlearn.registry import MODELS
 
@@ -622,11 +623,6 @@ def cox_partial_likelihood(
     return -((r - log_cum) * e).sum() / e.sum()
 
 
-def __getattr__(name: str) -> Any:
-    # TimeSeriesModule subclasses Lightning's LightningModule and Lightning takes seconds to
-    # import, so the class is imported on first use (this name keeps working)
-    if name == "TimeSeriesModule":
-        from medlearn.clinical._ts_module import TimeSeriesModule
-
-        return TimeSeriesModule
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# TimeSeriesModule subclasses Lightning's LightningModule, which takes seconds to import: it is
+# imported on first use, and this name keeps working
+__getattr__ = lazy_attributes(__name__, {"TimeSeriesModule": "medlearn.clinical._ts_module"})

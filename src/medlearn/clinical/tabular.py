@@ -14,8 +14,7 @@ Importing this module registers:
 
 from __future__ import annotations
 
-from typing import Any
-
+from medlearn._lazy import lazy_attributes
 from medlearn.clinical import _tabular_catalog  # noqa: F401  (registers datasets)
 from medlearn.clinical._tabular_data import (
     ColumnSpec,
@@ -60,11 +59,6 @@ READERS.add(
 )
 
 
-def __getattr__(name: str) -> Any:
-    # TabularMLPModule subclasses Lightning's LightningModule and Lightning takes seconds to
-    # import, so the class is imported on first use (this name keeps working)
-    if name == "TabularMLPModule":
-        from medlearn.clinical._tabular_module import TabularMLPModule
-
-        return TabularMLPModule
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# TabularMLPModule subclasses Lightning's LightningModule, which takes seconds to import: it is
+# imported on first use, and this name keeps working
+__getattr__ = lazy_attributes(__name__, {"TabularMLPModule": "medlearn.clinical._tabular_module"})

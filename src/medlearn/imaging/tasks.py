@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medlearn._io import atomic_write_json
+from medlearn._lazy import lazy_attributes
 from medlearn.errors import CheckpointError, ConfigError, DataValidationError, NotFittedError
 from medlearn.registry import LEARNERS, METRICS, MODELS, TRANSFORMS
 from medlearn.training import BadInput, Explanation, FitReport
@@ -696,11 +697,6 @@ def _train_flops_per_sample(net: nn.Module, x: torch.Tensor) -> float | None:
 LEARNERS.add("imaging", ImageClassifier)
 
 
-def __getattr__(name: str) -> Any:
-    # ClassificationModule subclasses Lightning's LightningModule and Lightning takes seconds to
-    # import, so the class is imported on first use (this name keeps working)
-    if name == "ClassificationModule":
-        from medlearn.imaging._cls_module import ClassificationModule
-
-        return ClassificationModule
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ClassificationModule subclasses Lightning's LightningModule, which takes seconds to import: it is
+# imported on first use, and this name keeps working
+__getattr__ = lazy_attributes(__name__, {"ClassificationModule": "medlearn.imaging._cls_module"})

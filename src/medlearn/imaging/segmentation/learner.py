@@ -81,6 +81,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medlearn._io import atomic_write_json
+from medlearn._lazy import lazy_attributes
 from medlearn.errors import CheckpointError, ConfigError, DataValidationError, NotFittedError
 from medlearn.imaging.norms import use_channels_last_norms
 from medlearn.imaging.segmentation._augment import _FixedPatches, _PatchDataset, elastic_settings
@@ -901,11 +902,8 @@ class SegmentationLearner:
 LEARNERS.add("segmentation", SegmentationLearner)
 
 
-def __getattr__(name: str) -> Any:
-    # SegmentationModule subclasses Lightning's LightningModule and Lightning takes seconds to
-    # import, so the class is imported on first use (this name keeps working)
-    if name == "SegmentationModule":
-        from medlearn.imaging.segmentation._module import SegmentationModule
-
-        return SegmentationModule
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# SegmentationModule subclasses Lightning's LightningModule, which takes seconds to import: it is
+# imported on first use, and this name keeps working
+__getattr__ = lazy_attributes(
+    __name__, {"SegmentationModule": "medlearn.imaging.segmentation._module"}
+)
