@@ -52,3 +52,19 @@ def write_png_dataset(root: Path, *, n_per_class: int = 24, size: int = 16, seed
 @pytest.fixture(scope="session")
 def png_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_png_dataset(tmp_path_factory.mktemp("pngdata"))
+
+
+@pytest.fixture()
+def fresh_python():
+    """``run(code)``: run ``code`` in a new interpreter (nothing imported yet) and return the
+    last line it printed; for tests of what importing medlearn pulls in."""
+    import subprocess
+    import sys
+
+    def run(code: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+        )
+        return out.stdout.strip().splitlines()[-1]
+
+    return run

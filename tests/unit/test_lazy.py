@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 
-def test_lightning_modules_import_on_first_use_under_their_old_names() -> None:
+def test_lightning_modules_import_on_first_use_under_their_old_names(fresh_python) -> None:
     code = (
         "import sys\n"
         "import medlearn.clinical.tabular as tab, medlearn.imaging.tasks as cls\n"
@@ -22,10 +19,7 @@ def test_lightning_modules_import_on_first_use_under_their_old_names() -> None:
         "print(before, all(issubclass(c, LightningModule) for c in classes),\n"
         "      'TabularMLPModule' in vars(tab))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert out.stdout.split() == ["False", "True", "True"]  # then kept in the namespace
+    assert fresh_python(code).split() == ["False", "True", "True"]  # then kept in the namespace
 
 
 def test_an_unknown_attribute_is_still_an_attribute_error() -> None:

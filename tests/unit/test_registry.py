@@ -98,17 +98,11 @@ def test_lookups_import_plugins_only_until_the_name_is_found(tmp_path, monkeypat
         sys.modules.pop(mod, None)
 
 
-def test_a_molecule_lookup_does_not_import_monai_or_lightning() -> None:
-    import subprocess
-    import sys
-
+def test_a_molecule_lookup_does_not_import_monai_or_lightning(fresh_python) -> None:
     code = (
         "import sys\n"
         "from medlearn.registry import MODELS, TASKS\n"
         "MODELS.get('dmpnn'); TASKS.get('molecules:regression')\n"
         "print(sorted(m for m in ('monai', 'lightning', 'medlearn.imaging') if m in sys.modules))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert fresh_python(code) == "[]"

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 
-def test_versions_match_the_modules_and_do_not_import_lightning_or_monai() -> None:
+def test_versions_match_the_modules_and_do_not_import_lightning_or_monai(fresh_python) -> None:
     code = (
         "import json, sys\n"
         "from medlearn.pipeline import _versions\n"
@@ -15,10 +13,7 @@ def test_versions_match_the_modules_and_do_not_import_lightning_or_monai() -> No
         "loaded = [m for m in ('lightning', 'monai') if m in sys.modules]\n"
         "print(json.dumps({'v': v, 'loaded': loaded}))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    doc = json.loads(out.stdout.strip().splitlines()[-1])
+    doc = json.loads(fresh_python(code))
     assert doc["loaded"] == []  # reading a version must not pay for importing the package
     import lightning
     import monai
