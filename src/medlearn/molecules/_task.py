@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from medlearn.molecules._task_metrics import (
     _MULTILABEL_METRICS,
     _REGRESSION_UQ,
     ATTRIBUTIONS_FILE,
+    LOW_VARIANCE_SHARE,
     _bootstrap_settings,
     _col,
     _columns,
@@ -66,6 +67,7 @@ from medlearn.molecules._task_metrics import (
     _targets_of,
     _task_frame,
     fit_variance_calibration,
+    variance_share,
 )
 from medlearn.molecules._task_report import (
     _doc_names,
@@ -116,6 +118,7 @@ class MoleculeRegressionTask(RegressionTask):
         if uq_state is not None:
             doc["uncertainty"] = {
                 **uq_state,
+                **self._share_note(uq_state, out.get("val"), names, ctx.echo),
                 **{s: self._score_uncertainty(frame[frame["split"] == s], ctx.cfg) for s in splits},
             }
             manifest["uncertainty"] = uq_state
@@ -156,6 +159,27 @@ class MoleculeRegressionTask(RegressionTask):
             state["variance_offset"] = offset
             state["scaling"] = "scale * variance + offset, fitted on val by Gaussian NLL"
         return state
+
+    @staticmethod
+    def _share_note(
+        state: dict[str, Any],
+        val: tuple[np.ndarray, np.ndarray | None] | None,
+        names: list[str],
+        echo: Callable[[str], None],
+    ) -> dict[str, Any]:
+        """``variance_share`` per target (see :func:`variance_share`), and a line for each
+        target whose calibrated variance is nearly constant."""
+        if val is None or val[1] is None or "variance_scale" not in state:
+            return {}
+        shares = variance_share(val[1], state["variance_scale"], state["variance_offset"])
+        for name, share in zip(names, shares, strict=True):
+            if share < LOW_VARIANCE_SHARE:
+                echo(
+                    f"note: target {name!r}: the ensemble variance did not rank the validation "
+                    f"errors, so its calibrated uncertainty is nearly constant (ensemble share "
+                    f"{share:.2f}). More members or a larger validation split may help."
+                )
+        return {"variance_share": shares}
 
     def score(self, frame: pd.DataFrame, cfg: Any) -> dict[str, Any]:
         """Metrics with CIs per target and their macro mean, missing labels masked."""

@@ -445,6 +445,33 @@ def fit_variance_calibration(
     return scales, offsets
 
 
+#: below this median share of the ensemble term the calibrated variance is nearly constant
+LOW_VARIANCE_SHARE = 0.1
+
+
+def variance_share(
+    var: np.ndarray, scales: Sequence[float], offsets: Sequence[float]
+) -> list[float]:
+    """Per target, the median share of the calibrated variance that comes from the ensemble:
+    ``scale · var / (scale · var + offset)`` over the rows with a finite variance.
+
+    1 means plain scaling (no offset); near 0 means the fit found that the ensemble variance
+    does not rank the validation errors, so every molecule gets about the same interval (the
+    offset). NaN for a target without a finite variance.
+    """
+    shares = []
+    for k in range(var.shape[1]):
+        v = np.maximum(var[np.isfinite(var[:, k]), k], 0.0) * float(scales[k])
+        c = float(offsets[k])
+        if v.size == 0:
+            shares.append(float("nan"))
+        elif c <= 0.0:
+            shares.append(1.0)
+        else:
+            shares.append(float(f"{float(np.median(v / (v + c))):.4g}"))
+    return shares
+
+
 def _scaled(var: np.ndarray | None, manifest_uq: dict[str, Any] | None) -> np.ndarray | None:
     """The calibrated variance: ``scale · var + offset`` per target (bundles written before
     the offset existed have none, i.e. 0)."""

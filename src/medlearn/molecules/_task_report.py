@@ -14,6 +14,7 @@ import pandas as pd
 from medlearn.errors import DataValidationError
 from medlearn.molecules._task_metrics import (
     ATTRIBUTIONS_FILE,
+    LOW_VARIANCE_SHARE,
     _col,
     _frame_names,
 )
@@ -181,6 +182,17 @@ def _uq_table(block: dict[str, Any], names: list[str]) -> str:
     return f'<div class="scroll"><table class="metrics">{"".join(rows)}</table></div>'
 
 
+def _flat_variance_targets(block: dict[str, Any], names: list[str]) -> list[str]:
+    """Targets whose calibrated variance is nearly constant (``variance_share`` below
+    :data:`LOW_VARIANCE_SHARE`)."""
+    shares = block.get("variance_share") or []
+    return [
+        n
+        for n, share in zip(names, shares, strict=False)
+        if isinstance(share, (int, float)) and share < LOW_VARIANCE_SHARE
+    ]
+
+
 def _uncertainty_section(doc: dict[str, Any], frame: pd.DataFrame, names: list[str]) -> str:
     block = doc.get("uncertainty")
     if not isinstance(block, dict):
@@ -199,6 +211,14 @@ def _uncertainty_section(doc: dict[str, Any], frame: pd.DataFrame, names: list[s
             "miscalibration_area: mean gap between observed and expected coverage (0 is "
             "ideal).</p>"
         )
+        flat = _flat_variance_targets(block, names)
+        if flat:
+            parts.append(
+                '<p class="notes">The ensemble variance did not rank the validation errors for '
+                f"{_e(', '.join(flat))}: the calibration put almost all of the variance in the "
+                "offset, so every molecule gets about the same interval there. More ensemble "
+                "members or a larger validation split may give a useful ranking.</p>"
+            )
         test = frame[frame["split"] == "test"]
         figures = (
             (

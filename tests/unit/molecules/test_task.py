@@ -508,3 +508,50 @@ def test_report_coverage_curve_matches_the_miscalibration_area(regression_run) -
         _coverage_png(test.drop(columns=["variance_logS", "variance_logP"]), ["logS", "logP"])
         is None
     )
+
+
+def test_variance_share_tells_a_flat_calibration_from_a_ranking_one() -> None:
+    from medlearn.molecules._task_metrics import LOW_VARIANCE_SHARE, variance_share
+
+    var = np.array([[1.0, 1.0, np.nan], [3.0, 1.0, np.nan]])
+    shares = variance_share(var, [1.0, 1e-12, 1.0], [0.0, 0.7, 0.5])
+    assert shares[0] == 1.0  # plain scaling: all of it is the ensemble's
+    assert shares[1] < 1e-9 < LOW_VARIANCE_SHARE  # all offset
+    assert np.isnan(shares[2])  # no finite variance
+    assert variance_share(var[:, :1], [1.0], [1.0]) == [0.625]  # median of 1/2 and 3/4
+
+
+def test_an_ensemble_variance_that_ranks_nothing_is_flagged(tmp_path: Path) -> None:
+    from medlearn.molecules._task_report import _uncertainty_section
+
+    # the members' variance is noise: unrelated to the errors, so the calibration keeps
+    # (almost) only the offset; the run says so, records the share and the report warns
+    names = ["logS"]
+    rng = np.random.default_rng(3)
+    parts, out, var = {}, {}, {}
+    for split, n, offset in (("val", 120, 0), ("test", 80, 500)):
+        parts[split] = [_record(offset + i, 0.0) for i in range(n)]
+        for rec in parts[split]:
+            out[rec["id"]] = np.array([rng.normal(0.0, 1.0)])
+            var[rec["id"]] = np.array([rng.uniform(0.01, 1.0)])
+    said: list[str] = []
+    ctx = _ctx(
+        _cfg("regression", names), {"train": [], **parts}, FakeLearner(names, out, var), tmp_path
+    )
+    ctx.echo = said.append
+    outcome = TASKS.get("molecules:regression")().run(ctx)
+    block = outcome.doc["uncertainty"]
+    assert block["variance_share"][0] < 0.1
+    assert any("'logS'" in line and "nearly constant" in line for line in said)
+    html = _uncertainty_section(outcome.doc, outcome.predictions, names)
+    assert "did not rank the validation errors for logS" in html
+
+
+def test_a_ranking_ensemble_variance_is_not_flagged(regression_run) -> None:
+    from medlearn.molecules._task_report import _uncertainty_section
+
+    _, outcome, _, _, _, _ = regression_run
+    block = outcome.doc["uncertainty"]
+    assert all(share >= 0.1 for share in block["variance_share"])
+    html = _uncertainty_section(outcome.doc, outcome.predictions, ["logS", "logP"])
+    assert "did not rank" not in html
