@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 
 import numpy as np
 import torch
@@ -69,31 +68,10 @@ def seed_everything(seed: int, *, deterministic: bool = True) -> int:
     reseed(seed)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        _deterministic_algorithms(True, warn_only=True)
+        torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
     else:
-        _deterministic_algorithms(False)
+        torch.use_deterministic_algorithms(False)
         torch.backends.cudnn.deterministic = False
     return seed
-
-
-def _deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:
-    """What ``torch.use_deterministic_algorithms`` does, without importing TorchInductor.
-
-    torch sets the flag and also TorchInductor's ``deterministic`` option, for which it
-    imports ``torch._inductor.config``, and with it TorchDynamo: 1.7 s of every training run
-    on a 2-core machine, although nothing here compiles. The option is set directly when
-    Inductor is already loaded, and otherwise through the environment variable its config
-    reads when it loads (``TORCHINDUCTOR_DETERMINISTIC``).
-    """
-    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
-    if setter is None:  # pragma: no cover - a torch without the private setter
-        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
-        return
-    inductor = sys.modules.get("torch._inductor.config")
-    if inductor is not None:
-        inductor.deterministic = mode
-    else:
-        os.environ["TORCHINDUCTOR_DETERMINISTIC"] = "1" if mode else "0"
-    setter(mode, warn_only=warn_only)

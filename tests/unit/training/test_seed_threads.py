@@ -44,25 +44,6 @@ def test_seed_everything_sets_deterministic_algorithms(restore_threads) -> None:
     assert not torch.are_deterministic_algorithms_enabled()
 
 
-def test_deterministic_mode_does_not_import_inductor(fresh_python) -> None:
-    # torch.use_deterministic_algorithms imports TorchInductor (and TorchDynamo) to set one
-    # option, ~1.7 s of every fit; seed_everything sets the same state without it
-    code = (
-        "import os, sys; os.environ.pop('TORCHINDUCTOR_DETERMINISTIC', None)\n"
-        "import torch\n"
-        "from medlearn.training import seed_everything\n"
-        "seed_everything(0, deterministic=True)\n"
-        "loaded = 'torch._inductor' in sys.modules\n"
-        "state = (torch.are_deterministic_algorithms_enabled(),"
-        " torch.is_deterministic_algorithms_warn_only_enabled())\n"
-        "import torch._inductor.config as c\n"
-        "first = c.deterministic\n"
-        "seed_everything(0, deterministic=False)\n"
-        "print(loaded, state, first, c.deterministic, torch.are_deterministic_algorithms_enabled())"
-    )
-    assert fresh_python(code) == "False (True, True) True False False"
-
-
 @pytest.mark.parametrize("seed", [-1, 2**32, 1.5, "0", True])
 def test_bad_seed_raises_config_error(seed) -> None:
     with pytest.raises(ConfigError, match="'seed'"):
