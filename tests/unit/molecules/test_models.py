@@ -70,6 +70,16 @@ def test_scatter_sum_and_readouts():
     assert readout(h, batch, 2, "norm").flatten().tolist() == pytest.approx([0.04, 0.1])
 
 
+def test_scatter_sum_is_scatter_reduce_sum():
+    # the message and readout sums are torch's scatter_reduce (reduce="sum"), written as
+    # index_add_, which takes the row index as it is instead of one expanded per column
+    g = torch.Generator().manual_seed(0)
+    src = torch.randn(50, 7, generator=g)
+    index = torch.randint(0, 12, (50,), generator=g)
+    reduced = torch.zeros(12, 7).scatter_reduce(0, index[:, None].expand(-1, 7), src, "sum")
+    assert torch.allclose(scatter_sum(src, index, 12), reduced, atol=1e-6)
+
+
 @pytest.mark.parametrize("smiles", ["CC(=O)Nc1ccc(O)cc1", "C1CC1N", "OCC(O)CO"])
 def test_dmpnn_messages_match_a_brute_force_loop(smiles):
     """m_e for e = u→v: the sum of h over edges into u, leaving out v→u."""
