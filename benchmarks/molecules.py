@@ -35,8 +35,9 @@ Chemprop is installed on first use into its own virtual environment (``--chempro
 default ``~/.cache/medlearn/chemprop-venv``) with the same torch pin as medlearn
 (``constraints/cpu.txt``); it is never a dependency of medlearn.
 
-``--generation`` also trains ``examples/molecules/generate_vae.yaml`` and reports its sample
-metrics (validity, uniqueness, novelty ...) and sampling throughput.
+``--generation`` also trains the generation examples (``examples/molecules/generate_vae.yaml``
+and ``generate_char_rnn.yaml``) and reports their sample metrics (validity, uniqueness,
+novelty ...) and sampling throughput.
 
 Prints one JSON line per (dataset, seed, tool) as it finishes, then one JSON summary with
 mean ± std over seeds and the fit-time ratio medlearn / Chemprop.
@@ -291,18 +292,34 @@ def run_chemprop(
 # --- generation --------------------------------------------------------------------------------
 
 
+#: the generation examples ``--generation`` trains, one after the other
+GENERATORS = ("generate_vae.yaml", "generate_char_rnn.yaml")
+
+
 def run_generation(threads: int, work: Path, extra: list[str]) -> dict[str, Any]:
+    """Train every example of :data:`GENERATORS`; their metrics keyed by model name."""
+    return {
+        out["model"]: out
+        for out in (
+            _run_generator(example, threads, work / Path(example).stem, extra)
+            for example in GENERATORS
+        )
+    }
+
+
+def _run_generator(example: str, threads: int, work: Path, extra: list[str]) -> dict[str, Any]:
     from medlearn.config import load_config
     from medlearn.pipeline import train
 
     cfg = load_config(
-        EXAMPLES / "generate_vae.yaml",
+        EXAMPLES / example,
         [f"training.num_threads={threads}", "training.progress=false", *extra],
     )
     t0 = time.perf_counter()
     result = train(cfg, out=work, echo=lambda _msg: None)
     doc = result.metrics
     return {
+        "example": example,
         "model": cfg.model.name,
         "wall_seconds": round(time.perf_counter() - t0, 1),
         "fit_seconds": doc["timing"]["fit_seconds"],
@@ -334,7 +351,7 @@ def main() -> None:
         "--chemprop-venv", type=Path, default=Path.home() / ".cache/medlearn/chemprop-venv"
     )
     ap.add_argument("--set", action="append", default=[], help="medlearn run-file override")
-    ap.add_argument("--generation", action="store_true", help="also the generation example")
+    ap.add_argument("--generation", action="store_true", help="also the generation examples")
     ap.add_argument("--work", type=Path, default=Path("/tmp/medlearn_mol_bench"))
     args = ap.parse_args()
 

@@ -109,3 +109,41 @@ def test_predict_gives_likelihood_and_reconstruction(
     rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert "error" in rows[0] and "row" not in rows[0]["error"]
     assert rows[1]["smiles"] == "CCO" and rows[1]["nll"] > 0 and "reconstruction" in rows[1]
+
+
+CHAR_RNN_EXAMPLE = EXAMPLE.with_name("generate_char_rnn.yaml")
+
+
+def test_char_rnn_example_trains_and_samples(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the second generator's example, shrunk the same way: a SMILES language model has no
+    # latent space (no optimisation section) and its samples can be invalid, so validity is
+    # measured rather than guaranteed
+    csv = tmp_path / "molecules.csv"
+    csv.write_text("smiles\n" + "\n".join(SMILES) + "\n")
+    cfg = yaml.safe_load(CHAR_RNN_EXAMPLE.read_text())
+    assert cfg["task"] == "generation" and cfg["model"]["name"] == "char_rnn"
+    assert cfg["data"]["dataset"] == "moleculenet_smiles"
+    cfg["data"] = {"path": str(csv), "split": {"method": "random", "seed": 0}}
+    cfg["model"]["params"].update({"embed_dim": 16, "hidden_dim": 32, "n_samples": 200})
+    cfg["training"].update({"epochs": 2, "batch_size": 16, "progress": False, "num_threads": 1})
+    cfg["evaluation"] = {"bootstrap": 50}
+    runfile = tmp_path / "run.yaml"
+    runfile.write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "run"
+    capsys.readouterr()
+    assert main(["train", str(runfile), "--out", str(run)]) == 0
+    assert "optimisation" not in capsys.readouterr().out
+    doc = json.loads((run / "metrics.json").read_text())
+    assert doc["model"] == "char_rnn" and doc["generation"]["n_samples"] == 200
+    validity = doc["metrics"]["test"]["validity"]["value"]
+    samples = pd.read_csv(run / "samples.csv")
+    assert len(samples) == 200 and samples["valid"].mean() == pytest.approx(validity)
+    assert not (run / "optimization.json").exists()
+    report = (run / "report.html").read_text()
+    assert "Sampled molecules" in report and "Latent-space optimisation" not in report
+    capsys.readouterr()
+    assert main(["sample", str(run / "bundle"), "-n", "25", "--seed", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert "validity" in err and len(out.strip().splitlines()) <= 25

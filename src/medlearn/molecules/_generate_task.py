@@ -191,7 +191,9 @@ class GenerationTask:
         train = [str(r["input"]) for r in parts["train"]]
         ref_split = "test" if parts.get("test") else "val"
         reference = [str(r["input"]) for r in parts.get(ref_split) or []]
-        ctx.echo(f"[5/6] MOSES metrics against the {ref_split} split; optimisation")
+        optimise = bool(learner.is_vae and ev["optimize_starts"] > 0 and reference)
+        extra = "; latent-space optimisation" if optimise else ""
+        ctx.echo(f"[5/6] MOSES metrics against the {ref_split} split{extra}")
         gm = compute_metrics(samples, train=train, reference=reference)
         block = _metric_block(gm, bootstrap=bootstrap, seed=seed)
         block.update(_model_scores(learner, reference, bootstrap=bootstrap, seed=seed))
@@ -209,7 +211,7 @@ class GenerationTask:
                 **gm.counts,
             }
         }
-        if learner.is_vae and ev["optimize_starts"] > 0 and reference:
+        if optimise:
             t0 = time.perf_counter()
             result = learner.optimize(
                 "qed",
