@@ -72,6 +72,7 @@ def test_esol_train_writes_split_metrics_uncertainty_and_report(esol_run: Path) 
     uq = doc["uncertainty"]
     assert len(uq["variance_scale"]) == 1 and uq["variance_scale"][0] > 0
     assert len(uq["variance_offset"]) == 1 and uq["variance_offset"][0] >= 0
+    assert len(uq["variance_share"]) == 1 and 0 <= uq["variance_share"][0] <= 1
     assert set(uq["test"]) >= {"spearman", "nll", "coverage_68", "coverage_95"}
     frame = pd.read_parquet(esol_run / "predictions.parquet")
     assert {"id", "patient_id", "split", "smiles", "target", "prediction", "variance"} <= set(
