@@ -173,7 +173,7 @@ class MoleculeRegressionTask(RegressionTask):
             return {}
         shares = variance_share(val[1], state["variance_scale"], state["variance_offset"])
         for name, share in zip(names, shares, strict=True):
-            if share < LOW_VARIANCE_SHARE:
+            if share is not None and share < LOW_VARIANCE_SHARE:
                 echo(
                     f"note: target {name!r}: the ensemble variance did not rank the validation "
                     f"errors, so its calibrated uncertainty is nearly constant (ensemble share "

@@ -451,20 +451,20 @@ LOW_VARIANCE_SHARE = 0.1
 
 def variance_share(
     var: np.ndarray, scales: Sequence[float], offsets: Sequence[float]
-) -> list[float]:
+) -> list[float | None]:
     """Per target, the median share of the calibrated variance that comes from the ensemble:
     ``scale · var / (scale · var + offset)`` over the rows with a finite variance.
 
     1 means plain scaling (no offset); near 0 means the fit found that the ensemble variance
     does not rank the validation errors, so every molecule gets about the same interval (the
-    offset). NaN for a target without a finite variance.
+    offset). ``None`` for a target without a finite variance (JSON has no NaN).
     """
-    shares = []
+    shares: list[float | None] = []
     for k in range(var.shape[1]):
         v = np.maximum(var[np.isfinite(var[:, k]), k], 0.0) * float(scales[k])
         c = float(offsets[k])
         if v.size == 0:
-            shares.append(float("nan"))
+            shares.append(None)
         elif c <= 0.0:
             shares.append(1.0)
         else:

@@ -517,7 +517,7 @@ def test_variance_share_tells_a_flat_calibration_from_a_ranking_one() -> None:
     shares = variance_share(var, [1.0, 1e-12, 1.0], [0.0, 0.7, 0.5])
     assert shares[0] == 1.0  # plain scaling: all of it is the ensemble's
     assert shares[1] < 1e-9 < LOW_VARIANCE_SHARE  # all offset
-    assert np.isnan(shares[2])  # no finite variance
+    assert shares[2] is None  # no finite variance (JSON has no NaN)
     assert variance_share(var[:, :1], [1.0], [1.0]) == [0.625]  # median of 1/2 and 3/4
 
 
