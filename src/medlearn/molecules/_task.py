@@ -47,7 +47,6 @@ from medlearn.molecules._task_metrics import (
     _MULTILABEL_METRICS,
     _REGRESSION_UQ,
     ATTRIBUTIONS_FILE,
-    LOW_VARIANCE_SHARE,
     _bootstrap_settings,
     _col,
     _columns,
@@ -67,6 +66,7 @@ from medlearn.molecules._task_metrics import (
     _targets_of,
     _task_frame,
     fit_variance_calibration,
+    flat_variance_targets,
     variance_share,
 )
 from medlearn.molecules._task_report import (
@@ -172,13 +172,13 @@ class MoleculeRegressionTask(RegressionTask):
         if val is None or val[1] is None or "variance_scale" not in state:
             return {}
         shares = variance_share(val[1], state["variance_scale"], state["variance_offset"])
-        for name, share in zip(names, shares, strict=True):
-            if share is not None and share < LOW_VARIANCE_SHARE:
-                echo(
-                    f"note: target {name!r}: the ensemble variance did not rank the validation "
-                    f"errors, so its calibrated uncertainty is nearly constant (ensemble share "
-                    f"{share:.2f}). More members or a larger validation split may help."
-                )
+        share_of = dict(zip(names, shares, strict=True))
+        for name in flat_variance_targets(names, shares):
+            echo(
+                f"note: target {name!r}: the ensemble variance did not rank the validation "
+                f"errors, so its calibrated uncertainty is nearly constant (ensemble share "
+                f"{share_of[name]:.2f}). More members or a larger validation split may help."
+            )
         return {"variance_share": shares}
 
     def score(self, frame: pd.DataFrame, cfg: Any) -> dict[str, Any]:

@@ -336,16 +336,31 @@ def _coverage_stat(level: float) -> Stat:
     return stat
 
 
-def _miscalibration_stat(col: _Column, W: np.ndarray) -> np.ndarray:
-    """Mean |observed - expected| coverage of central Gaussian intervals at 1%..99%."""
+def _inside(z: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """``(n, L)``: 1 where ``|z|`` lies in the central Gaussian interval of each coverage
+    level, else 0."""
     from scipy.stats import norm
 
+    q = norm.ppf(0.5 + levels / 2)
+    return (np.abs(z)[:, None] <= q[None, :]).astype(np.float64)
+
+
+def coverage_curve(z: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Observed share of ``|z| <= q(level)`` for each expected central coverage ``level``
+    (the curve whose mean gap from the diagonal is the miscalibration area)."""
+    z = z[np.isfinite(z)]
+    if z.size == 0:
+        return np.full(levels.shape, np.nan)
+    return _inside(z, levels).mean(axis=0)
+
+
+def _miscalibration_stat(col: _Column, W: np.ndarray) -> np.ndarray:
+    """Mean |observed - expected| coverage of central Gaussian intervals at 1%..99%."""
     z, _ = _z(col)
-    q = norm.ppf(0.5 + _LEVELS / 2)
-    inside = (np.abs(z)[:, None] <= q[None, :]).astype(np.float64)  # (n, L)
+    inside = _inside(z, _LEVELS)  # (n, L)
     total = W.sum(axis=1, keepdims=True)
     observed = np.divide(
-        W @ inside, total, out=np.full((W.shape[0], q.size), np.nan), where=total > 0
+        W @ inside, total, out=np.full((W.shape[0], _LEVELS.size), np.nan), where=total > 0
     )
     return np.abs(observed - _LEVELS[None, :]).mean(axis=1)
 
@@ -447,6 +462,15 @@ def fit_variance_calibration(
 
 #: below this median share of the ensemble term the calibrated variance is nearly constant
 LOW_VARIANCE_SHARE = 0.1
+
+
+def flat_variance_targets(names: Sequence[str], shares: Sequence[float | None]) -> list[str]:
+    """The targets whose ``variance_share`` is below :data:`LOW_VARIANCE_SHARE`."""
+    return [
+        n
+        for n, share in zip(names, shares, strict=False)
+        if isinstance(share, (int, float)) and share < LOW_VARIANCE_SHARE
+    ]
 
 
 def variance_share(

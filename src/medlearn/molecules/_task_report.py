@@ -13,10 +13,12 @@ import pandas as pd
 
 from medlearn.errors import DataValidationError
 from medlearn.molecules._task_metrics import (
+    _MIN_VAR,
     ATTRIBUTIONS_FILE,
-    LOW_VARIANCE_SHARE,
     _col,
     _frame_names,
+    coverage_curve,
+    flat_variance_targets,
 )
 
 
@@ -125,17 +127,6 @@ def _error_vs_std_png(frame: pd.DataFrame, names: list[str]) -> str | None:
     return _png_uri(fig)
 
 
-def coverage_curve(z: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """Observed share of ``|z| <= q(level)`` for each expected central coverage ``level``."""
-    from scipy.stats import norm
-
-    z = np.abs(z[np.isfinite(z)])
-    if z.size == 0:
-        return np.full(levels.shape, np.nan)
-    q = norm.ppf(0.5 + levels / 2)
-    return (z[None, :] <= q[:, None]).mean(axis=1)
-
-
 def _coverage_png(frame: pd.DataFrame, names: list[str]) -> str | None:
     """Observed against expected coverage of the central intervals (the miscalibration area
     is the mean gap between the curve and the diagonal)."""
@@ -152,7 +143,7 @@ def _coverage_png(frame: pd.DataFrame, names: list[str]) -> str | None:
         y = frame[_col("target", name, t)].to_numpy(dtype=float)
         p = frame[_col("prediction", name, t)].to_numpy(dtype=float)
         v = frame[_col("variance", name, t)].to_numpy(dtype=float)
-        z = (p - y) / np.sqrt(np.maximum(v, 1e-12))
+        z = (p - y) / np.sqrt(np.maximum(v, _MIN_VAR))
         ax.plot([0, 1], [0, 1], color="#94a3b8", ls="--", lw=1, label="ideal")
         ax.plot(levels, coverage_curve(z, levels), color="#2563eb", lw=1.5, label="observed")
         ax.set_xlim(0, 1)
@@ -182,17 +173,6 @@ def _uq_table(block: dict[str, Any], names: list[str]) -> str:
     return f'<div class="scroll"><table class="metrics">{"".join(rows)}</table></div>'
 
 
-def _flat_variance_targets(block: dict[str, Any], names: list[str]) -> list[str]:
-    """Targets whose calibrated variance is nearly constant (``variance_share`` below
-    :data:`LOW_VARIANCE_SHARE`)."""
-    shares = block.get("variance_share") or []
-    return [
-        n
-        for n, share in zip(names, shares, strict=False)
-        if isinstance(share, (int, float)) and share < LOW_VARIANCE_SHARE
-    ]
-
-
 def _uncertainty_section(doc: dict[str, Any], frame: pd.DataFrame, names: list[str]) -> str:
     block = doc.get("uncertainty")
     if not isinstance(block, dict):
@@ -211,7 +191,7 @@ def _uncertainty_section(doc: dict[str, Any], frame: pd.DataFrame, names: list[s
             "miscalibration_area: mean gap between observed and expected coverage (0 is "
             "ideal).</p>"
         )
-        flat = _flat_variance_targets(block, names)
+        flat = flat_variance_targets(names, block.get("variance_share") or [])
         if flat:
             parts.append(
                 '<p class="notes">The ensemble variance did not rank the validation errors for '

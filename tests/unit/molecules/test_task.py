@@ -492,8 +492,8 @@ def test_bundles_without_an_offset_are_scaled_as_before() -> None:
 
 
 def test_report_coverage_curve_matches_the_miscalibration_area(regression_run) -> None:
-    from medlearn.molecules._task_metrics import _LEVELS
-    from medlearn.molecules._task_report import _coverage_png, coverage_curve
+    from medlearn.molecules._task_metrics import _LEVELS, coverage_curve
+    from medlearn.molecules._task_report import _coverage_png
 
     _, outcome, _, _, _, _ = regression_run
     frame = outcome.predictions
