@@ -241,6 +241,7 @@ def train(
     handler = handler_for(cfg.task, handler_name)
     learner_cls = LEARNERS.get(_learner_of(cfg))
     _check_target(cfg)
+    _check_transfer(cfg, learner_cls)
 
     echo(f"[1/6] loading data ({cfg.data.dataset or cfg.data.path})")
     data = load_data(cfg)
@@ -360,6 +361,26 @@ def _check_target(cfg: RunConfig) -> None:
             f"data.target is a list ({len(cfg.data.target)} names), but the "
             f"{reader!r} reader takes a single target.",
             hint="Give data.target as one column name.",
+        )
+
+
+def _check_transfer(cfg: RunConfig, learner_cls: Any) -> None:
+    """Refuse ``model.init_from`` / ``training.freeze_backbone_epochs`` for a learner that
+    would silently ignore them."""
+    where = f"model {cfg.model.name!r} ({_learner_of(cfg)} learner)"
+    if cfg.model.init_from and not getattr(learner_cls, "supports_init_from", False):
+        raise ConfigError(
+            f"model.init_from is not supported by {where}: it cannot start from pretrained "
+            "weights.",
+            hint="Remove model.init_from. Imaging classifiers and molecule graph networks "
+            "support it.",
+        )
+    if cfg.training.freeze_backbone_epochs and not getattr(
+        learner_cls, "supports_freeze_backbone", False
+    ):
+        raise ConfigError(
+            f"training.freeze_backbone_epochs is not supported by {where}.",
+            hint="Set it to 0. Imaging classifiers and molecule graph networks support it.",
         )
 
 

@@ -203,3 +203,29 @@ def test_esol_blend_through_the_cli(
     assert [x["smiles"] for x in lines] == ["CCO", "Oc1ccccc1"]
     assert all(isinstance(x["prediction"], float) for x in lines)
     assert all(Path(x["explanation"]["file"]).is_file() for x in lines)
+
+
+def test_descriptor_pretraining_then_fine_tuning(data_dir: Path, tmp_path: Path) -> None:
+    """The two shipped run files chained: pretrain on descriptor targets, fine-tune FreeSolv."""
+    pre_data = _slice(data_dir, "esol", 80, tmp_path / "esol_slice.csv")
+    pre = _train("pretrain_descriptors.yaml", pre_data, tmp_path / "pre")
+    doc = json.loads((pre / "metrics.json").read_text())
+    assert doc["task"] == "regression" and doc["metrics"]["test"]["rmse"]["value"] > 0
+    targets = json.loads((pre / "bundle" / "bundle.json").read_text())["targets"]
+    assert len(targets) > 50 and all(t.startswith("rdkit:") for t in targets)
+
+    fine_data = _slice(data_dir, "freesolv", 80, tmp_path / "freesolv_slice.csv")
+    run = _train(
+        "freesolv_finetune.yaml",
+        fine_data,
+        tmp_path / "fine",
+        "--set",
+        f"model.init_from={pre}",
+        "--set",
+        "training.ensemble=1",
+    )
+    doc = json.loads((run / "metrics.json").read_text())
+    copied = doc["training"]["init_from"]
+    assert copied["source"] == str(pre) and copied["encoder"] > 0
+    assert copied["encoder"] <= copied["tensors"] < copied["of"]
+    assert doc["metrics"]["test"]["rmse"]["value"] > 0

@@ -196,6 +196,10 @@ class ImageClassifier:
     """
 
     domain = "imaging"
+    #: ``model.init_from`` (transfer learning from another run or bundle) is supported
+    supports_init_from = True
+    #: ``training.freeze_backbone_epochs`` is supported
+    supports_freeze_backbone = True
 
     def __init__(
         self,

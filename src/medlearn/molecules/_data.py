@@ -281,6 +281,7 @@ OPTIONS: tuple[str, ...] = (
     "on_error",
     "union_datasets",
     "duplicates",
+    "descriptor_targets",
 )
 #: Column names taken as the SMILES column (compared lower-case), in order of preference.
 SMILES_NAMES: tuple[str, ...] = (
@@ -429,7 +430,7 @@ def _target_names(
     """The target columns: ``cfg.data.target`` or the catalog default, validated."""
     columns = [str(c) for c in frame.columns]
     task = cfg.task if cfg is not None else None
-    if task == "generation" or opts.get("union_datasets"):
+    if task == "generation" or opts.get("union_datasets") or opts.get("descriptor_targets"):
         return []
     requested: Any = cfg.data.target if cfg is not None else opts.get("target", "label")
     if requested == "label" and "label" not in columns:
@@ -572,6 +573,18 @@ def _options(cfg: RunConfig | None, options: dict[str, Any]) -> dict[str, Any]:
             "on one side of every split) or 'merge' (one record per molecule; conflicting class "
             f"labels become missing). Got {opts['duplicates']!r}."
         )
+    if not isinstance(opts.get("descriptor_targets", False), bool):
+        raise ConfigError(
+            "data.options.descriptor_targets must be true or false. "
+            f"Got {opts['descriptor_targets']!r}."
+        )
+    task = cfg.task if cfg is not None else None
+    if opts.get("descriptor_targets") and task not in (None, "regression"):
+        raise ConfigError(
+            f"data.options.descriptor_targets makes the RDKit descriptors the regression "
+            f"targets; task is {task!r}.",
+            hint="Set task: regression for descriptor pretraining.",
+        )
     if not isinstance(opts.get("standardize", True), bool):
         raise ConfigError(
             f"data.options.standardize must be true or false. Got {opts['standardize']!r}."
@@ -669,6 +682,12 @@ def read_molecules(path: str | Path, cfg: RunConfig | None = None, **options: An
       ``info["data_quality"]["duplicate_molecules"]``;
     * ``union_datasets``: catalog names whose SMILES are added (unique canonical SMILES of
       all of them, no targets; used for generation).
+    * ``descriptor_targets`` (default ``false``): self-supervised pretraining targets. The
+      table's target columns are ignored, repeated molecules are merged, and each molecule's
+      RDKit 2D descriptors become its regression targets (``rdkit:<name>``; clipped at the
+      0.5th/99.5th percentiles of this data, constant descriptors left out, a descriptor
+      RDKit cannot compute is a missing label). A network trained on them initialises a
+      property model through ``model.init_from``.
 
     Bad rows are empty or unparseable SMILES, invalid valences, multi-fragment inputs under
     ``fragments: error``, elements outside the featuriser's set, and non-numeric targets.
@@ -772,7 +791,8 @@ def read_molecules(path: str | Path, cfg: RunConfig | None = None, **options: An
     seen: dict[str, int] = {}
     multi = len(names) > 1
     classification = bool(types) and all(t == "classification" for t in types)
-    dedupe = not names  # without targets (generation), repeated molecules are merged
+    # without targets (generation, descriptor pretraining), repeated molecules are merged
+    dedupe = not names
     duplicates = 0
     conflicts_dropped = 0
     for i in keep:
@@ -859,12 +879,32 @@ def read_molecules(path: str | Path, cfg: RunConfig | None = None, **options: An
         "data_quality": {k: v for k, v in quality.items() if v},
         "skipped_rows": [{"row": row, "problem": p} for row, p in bad],
     }
+    if opts.get("descriptor_targets"):
+        _set_descriptor_targets(records, info)
     if opts.get("union_datasets"):
         info["union_datasets"] = list(opts["union_datasets"])
         for entry in info["skipped_rows"]:  # rows count through the files in turn
             entry["file"] = sources[entry["row"] - 1]
             entry["file_row"] = file_rows[entry["row"] - 1]
     return LoadedData(records=records, classes=classes, source=str(path), info=info)
+
+
+def _set_descriptor_targets(records: list[Record], info: dict[str, Any]) -> None:
+    """Make each record's RDKit descriptors its targets (``data.options.descriptor_targets``)."""
+    from medlearn.molecules._features import descriptor_targets
+
+    names, matrix = descriptor_targets([str(rec["input"]) for rec in records])
+    for rec, row in zip(records, matrix.tolist(), strict=True):
+        rec["target"] = row
+    info.update(
+        targets=names,
+        task_types=["regression"] * len(names),
+        task_type="regression",
+        descriptor_targets=True,
+    )
+    missing = int(np.isnan(matrix).sum())
+    if missing:
+        info["data_quality"].setdefault("labels", {})["missing_labels"] = missing
 
 
 def _resolve_dataset(name: str) -> Path:

@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +42,7 @@ __all__ = [
     "clear_feature_cache",
     "descriptor_cache_dir",
     "descriptor_names",
+    "descriptor_targets",
     "morgan_fingerprints",
     "rdkit_descriptors",
 ]
@@ -354,6 +356,36 @@ def rdkit_descriptors(
 
     folder = descriptor_cache_dir(names, cache_dir) if disk else None
     return _fill(smiles, ("descriptors", tuple(names)), len(names), compute, folder, in_workers)
+
+
+def descriptor_targets(
+    smiles: Sequence[str], *, clip_quantile: float = 0.005
+) -> tuple[list[str], np.ndarray]:
+    """Self-supervised regression targets: the RDKit 2D descriptors of ``smiles``.
+
+    Each descriptor is clipped at its ``clip_quantile`` / ``1 - clip_quantile`` quantiles over
+    ``smiles`` (a few descriptors, e.g. ``Ipc``, span many orders of magnitude) and
+    standardised to mean 0 and standard deviation 1 over ``smiles``, so that an RMSE pooled
+    over the targets is in standard deviations; descriptors that are constant after clipping
+    are left out; a value RDKit cannot compute stays NaN (a missing label). Uncached rows are
+    computed by one process per available CPU (at most 8).
+
+    Returns:
+        ``(names, Y)``: ``rdkit:<descriptor>`` names and ``(N, len(names))`` float64.
+    """
+    names = descriptor_names()
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    X = rdkit_descriptors(list(smiles), names=names, workers=max(1, min(8, cpus or 1)))
+    X = np.where(np.isfinite(X), X, np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low = np.nanquantile(X, clip_quantile, axis=0)
+        high = np.nanquantile(X, 1 - clip_quantile, axis=0)
+        Y = np.clip(X, low, high)
+        center, spread = np.nanmean(Y, axis=0), np.nanstd(Y, axis=0)
+    keep = np.flatnonzero(np.isfinite(spread) & (spread > 1e-12))
+    Z = (Y[:, keep] - center[keep]) / spread[keep]
+    return [f"rdkit:{names[j]}" for j in keep], Z
 
 
 #: fewest uncached molecules worth starting worker processes for (~8 ms each)

@@ -361,6 +361,9 @@ def _train_member(
         epoch = st["epoch"]
         t_ep = time.perf_counter()
         net.train()
+        frozen = epoch < learner.freeze_encoder_epochs  # train the head alone at first
+        for param in net.encoder.parameters():
+            param.requires_grad_(not frozen)
         torch.manual_seed(derive_seed(seed, epoch, 1))  # dropout: resumable per epoch
         perm = np.random.default_rng(derive_seed(seed, epoch)).permutation(n)
         total, seen = 0.0, 0

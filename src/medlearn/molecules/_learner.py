@@ -170,6 +170,47 @@ def descriptor_matrix(smiles: Sequence[str], names: Sequence[str] | None = None)
     return np.asarray(X, dtype=np.float64)
 
 
+#: buffers that belong to the fine-tuning data, never copied by ``model.init_from``
+_NOT_TRANSFERRED = ("y_mean", "y_std")
+
+
+def _copy_pretrained(net: MoleculeNet, state: dict[str, Any], source: str) -> dict[str, Any]:
+    """Copy ``state``'s tensors whose names and shapes match ``net``'s (not the target
+    scaler); every encoder tensor must match.
+
+    Returns:
+        ``{"source", "tensors", "of", "encoder"}``: what was copied.
+
+    Raises:
+        ConfigError: an encoder tensor is missing from ``state`` or has another shape.
+    """
+    own = net.state_dict()
+    matched = {
+        k: v
+        for k, v in state.items()
+        if k in own and k not in _NOT_TRANSFERRED and tuple(own[k].shape) == tuple(v.shape)
+    }
+    encoder = [k for k in own if k.startswith("encoder.")]
+    unmatched = [k for k in encoder if k not in matched]
+    if unmatched:
+        k = unmatched[0]
+        got = tuple(state[k].shape) if k in state else "absent"
+        raise ConfigError(
+            f"model.init_from {source!r}: {len(unmatched)} of the {len(encoder)} encoder "
+            f"tensors do not match this model (first: {k!r}, shape {tuple(own[k].shape)} "
+            f"here, {got} there).",
+            hint="Use the pretrained run's encoder params (hidden, depth, aggregation, ...).",
+        )
+    net.load_state_dict(matched, strict=False)
+    log.info("initialised %d of %d tensors from %s", len(matched), len(own), source)
+    return {
+        "source": source,
+        "tensors": len(matched),
+        "of": len(own),
+        "encoder": len(encoder),
+    }
+
+
 def _graphs(smiles: Sequence[str]) -> list[Any]:
     from medlearn.molecules._data import featurize
 
@@ -207,9 +248,20 @@ class MoleculeLearner:
             least one epoch).
         deterministic, num_threads, progress: as :class:`medlearn.config.TrainingConfig`.
         ensemble: members with different seeds (deep ensemble).
+        init_from: a molecule run directory or bundle (graph network, same featuriser) whose
+            member-0 weights initialise every member before training: each tensor whose name
+            and shape match is copied (the whole encoder must match), the target scaler is
+            not. A descriptor-pretraining run (``data.options.descriptor_targets``) is the
+            usual source.
+        freeze_encoder_epochs: the first epochs train the head alone, the encoder's weights
+            held (``training.freeze_backbone_epochs``); mostly useful with ``init_from``.
     """
 
     domain = "molecules"
+    #: ``model.init_from`` (fine-tuning a pretrained network) is supported
+    supports_init_from = True
+    #: ``training.freeze_backbone_epochs`` (the encoder) is supported
+    supports_freeze_backbone = True
     #: explanations are atom attributions drawn by the molecules handler, not images
     image_explanations = False
 
@@ -238,6 +290,8 @@ class MoleculeLearner:
         num_threads: int | None = None,
         progress: bool = False,
         ensemble: int = 1,
+        init_from: str | None = None,
+        freeze_encoder_epochs: int = 0,
     ) -> None:
         if task not in ("binary", "multilabel", "regression"):
             raise ConfigError(
@@ -273,6 +327,8 @@ class MoleculeLearner:
         self.num_threads = num_threads
         self.progress = progress
         self.ensemble = int(ensemble)
+        self.init_from = init_from
+        self.freeze_encoder_epochs = int(freeze_encoder_epochs)
         self.kind = str(MODELS.meta(model).get("kind", "torch"))
         self.arch_: dict[str, Any] | None = None
         self.nets_: list[MoleculeNet] = []
@@ -364,6 +420,8 @@ class MoleculeLearner:
             num_threads=t.num_threads,
             progress=t.progress,
             ensemble=t.ensemble,
+            init_from=cfg.model.init_from,
+            freeze_encoder_epochs=t.freeze_backbone_epochs,
         )
 
     def _spec(self) -> dict[str, Any]:
@@ -457,6 +515,12 @@ class MoleculeLearner:
                 "and there is none.",
                 hint="Give data.split a validation fraction (e.g. fractions: [0.8, 0.1, 0.1]) "
                 "or set model.params.blend: none.",
+            )
+        if self.init_from and self.kind != "torch":
+            raise ConfigError(
+                f"model.init_from: {self.model!r} is a fingerprint baseline; only graph "
+                "networks start from pretrained weights.",
+                hint="Remove model.init_from, or use dmpnn, gin, gine or attentivefp.",
             )
         self.arch_ = spec
         self.descriptor_scaler_ = None
@@ -668,10 +732,14 @@ class MoleculeLearner:
         self.nets_ = []
         epochs, stopped, history = [], [], []
         best: list[float] = []
+        pretrained = self._pretrained_state() if self.init_from else None
+        copied: dict[str, Any] = {}
         budget = self.max_minutes * 60.0 if self.max_minutes else None
         for k, seed in enumerate(seeds):
             deadline = None if budget is None else t0 + budget * (k + 1) / len(seeds)
             net = self._new_net(n_extra)
+            if pretrained is not None:
+                copied = _copy_pretrained(net, pretrained, str(self.init_from))
             with keep_freed_memory():
                 outcome = _train_member(
                     self,
@@ -692,10 +760,59 @@ class MoleculeLearner:
             if outcome["best_score"] is not None:
                 best.append(outcome["best_score"])
         name = self._monitor_name()
-        extra = {f"best_val_{name}": float(np.mean(best))} if best else {}
+        extra: dict[str, Any] = {f"best_val_{name}": float(np.mean(best))} if best else {}
+        if copied:
+            extra["init_from"] = copied
         return FitReport(
             fit_seconds=0.0, epochs=epochs, stopped_by=stopped, history=history, extra=extra
         )
+
+    def _pretrained_state(self) -> dict[str, Any]:
+        """Member 0's tensors of the ``init_from`` bundle, checked against this model.
+
+        Raises:
+            ConfigError: the encoders differ.
+            CheckpointError: the source is not a molecule graph-network bundle, or was
+                featurised by another featuriser version.
+        """
+        import torch
+
+        from medlearn.bundle import read_manifest
+
+        source = str(self.init_from)
+        manifest = read_manifest(source)  # verifies every file's sha256
+        directory = Path(manifest["_dir"])
+        files = manifest.get("files_molecules") or {}
+        if manifest.get("domain") != "molecules" or "state" not in files:
+            raise CheckpointError(
+                f"model.init_from {source!r} is a {manifest.get('domain')!r} bundle, not a "
+                "molecule model.",
+                hint="Point model.init_from at a molecule run (e.g. a descriptor-pretraining "
+                "run) or its bundle/ folder.",
+            )
+        state = json.loads((directory / files["state"]).read_text())
+        members = state.get("members") or []
+        if not members or "file" not in members[0]:
+            raise CheckpointError(
+                f"model.init_from {source!r} holds fingerprint models, which have no network "
+                "weights.",
+                hint="Pretrain a graph network (dmpnn, gin, gine or attentivefp).",
+            )
+        if state.get("featurizer_version") != _featurizer_version():
+            raise CheckpointError(
+                f"model.init_from {source!r} was trained with featuriser "
+                f"{state.get('featurizer_version')!r}; this medlearn featurises with "
+                f"{_featurizer_version()!r}, so its atom features mean something else.",
+                hint="Pretrain again with this medlearn version.",
+            )
+        theirs = (state.get("arch") or {}).get("encoder")
+        ours = (self.arch_ or {}).get("encoder")
+        if theirs != ours:
+            raise ConfigError(
+                f"model.init_from {source!r} is a {theirs!r} network; this model is {ours!r}.",
+                hint=f"Fine-tune the same network family, or pretrain a {ours!r} model.",
+            )
+        return torch.load(directory / members[0]["file"], map_location="cpu", weights_only=True)
 
     def _monitor_name(self) -> str:
         if self.monitor == "loss":

@@ -100,14 +100,14 @@ def _task_frame(
     var: np.ndarray | None,
 ) -> pd.DataFrame:
     """Predictions table: ``target[_<t>]``, ``prediction[_<t>]``, ``variance[_<t>]``."""
-    frame = _base_frame(records, split)
     t = len(names)
-    for k, name in enumerate(names):
-        frame[_col("target", name, t)] = y[:, k]
-        frame[_col("prediction", name, t)] = pred[:, k]
+    columns: dict[str, np.ndarray] = {}
+    for k, name in enumerate(names):  # built at once: hundreds of targets stay fast
+        columns[_col("target", name, t)] = y[:, k]
+        columns[_col("prediction", name, t)] = pred[:, k]
         if var is not None:
-            frame[_col("variance", name, t)] = var[:, k]
-    return frame
+            columns[_col("variance", name, t)] = var[:, k]
+    return pd.concat([_base_frame(records, split), pd.DataFrame(columns)], axis=1)
 
 
 def _frame_names(frame: pd.DataFrame) -> list[str]:

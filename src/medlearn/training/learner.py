@@ -79,7 +79,12 @@ class BadInput:
 
 @runtime_checkable
 class Learner(Protocol):
-    """A domain's supervised model, built from a run file and trained on records."""
+    """A domain's supervised model, built from a run file and trained on records.
+
+    A learner that honours ``model.init_from`` or ``training.freeze_backbone_epochs`` says so
+    with a class attribute ``supports_init_from = True`` / ``supports_freeze_backbone =
+    True``; for any other, the pipeline refuses the field rather than ignore it.
+    """
 
     classes: list[str]
 

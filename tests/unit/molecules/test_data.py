@@ -198,6 +198,47 @@ def test_generation_needs_no_target_and_merges_duplicates(tmp_path: Path) -> Non
     assert data.info["data_quality"]["duplicate_molecules"] == {"repeats_merged": 1}
 
 
+def test_descriptor_targets_are_the_rdkit_descriptors(tmp_path: Path) -> None:
+    from rdkit.Chem import Descriptors, MolFromSmiles
+
+    rows = ["CCO", "OCC", "c1ccccc1O", "CCCCCCN", "CC(=O)Oc1ccccc1C(=O)O", "C1CCCCC1"]
+    path = _csv(tmp_path, "smiles,y\n" + "\n".join(f"{s},{i}" for i, s in enumerate(rows)))
+    data = read_molecules(path, _cfg(path, "y", descriptor_targets=True))
+    # the table's target is ignored and the repeated ethanol merged
+    assert [r["input"] for r in data.records] == [
+        "CCO",
+        "Oc1ccccc1",
+        "CCCCCCN",
+        "CC(=O)Oc1ccccc1C(=O)O",
+        "C1CCCCC1",
+    ]
+    names = data.info["targets"]
+    assert data.info["task_types"] == ["regression"] * len(names)
+    assert all(n.startswith("rdkit:") for n in names) and len(names) > 50
+    # constant descriptors (e.g. no fluorine anywhere) are left out
+    assert "rdkit:fr_halogen" not in names
+    # each value is RDKit's own, clipped at the 0.5th/99.5th percentiles (with five molecules
+    # only the lightest and the heaviest move, by 2% of the gap to their neighbour), then
+    # standardised over the five
+    j = names.index("rdkit:MolWt")
+    raw = np.array([Descriptors.MolWt(MolFromSmiles(r["input"])) for r in data.records])
+    lo, hi = np.sort(raw)[:2], np.sort(raw)[-2:]
+    clipped = np.clip(raw, lo[0] + 0.02 * (lo[1] - lo[0]), hi[1] - 0.02 * (hi[1] - hi[0]))
+    expected = (clipped - clipped.mean()) / clipped.std()
+    assert [r["target"][j] for r in data.records] == pytest.approx(expected.tolist())
+    Y = np.array([r["target"] for r in data.records])
+    assert np.allclose(np.nanmean(Y, axis=0), 0) and np.allclose(np.nanstd(Y, axis=0), 1)
+    assert data.info["data_quality"]["duplicate_molecules"] == {"repeats_merged": 1}
+
+
+def test_descriptor_targets_need_a_regression_task(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "smiles\nCCO\nCCN\n")
+    with pytest.raises(ConfigError, match="descriptor_targets.*task is 'binary'"):
+        read_molecules(path, _cfg(path, "label", "binary", descriptor_targets=True))
+    with pytest.raises(ConfigError, match="descriptor_targets must be true or false"):
+        read_molecules(path, _cfg(path, "label", descriptor_targets="yes"))
+
+
 def test_default_label_falls_back_to_catalog_target(tmp_path: Path) -> None:
     path = _csv(tmp_path, "smiles,p_np\nCCO,1\nCCN,0\n")
     data = read_molecules(path, _cfg(path, "label", "binary"), target="p_np")

@@ -594,3 +594,96 @@ def test_gradient_boosting_classifier_bundle_loads(tmp_path):
     fields = lrn.save(tmp_path / "bundle")
     back = MoleculeLearner.load(tmp_path / "bundle", fields)
     assert np.array_equal(lrn.predict_logits(val), back.predict_logits(val))
+
+
+# --- fine-tuning from a pretrained bundle (model.init_from) ------------------------------------
+
+
+def _bundle(lrn: MoleculeLearner, root) -> str:
+    from medlearn.bundle import write_manifest
+
+    fields = lrn.save(root)
+    write_manifest(root, fields)
+    return str(root)
+
+
+def test_init_from_copies_the_encoder_and_leaves_head_and_scaler_fresh(tmp_path):
+    train, val = split(records("two"))
+    source = make("two", epochs=3)
+    source.fit(train, val, work_dir=tmp_path / "pre", resume=False)
+    bundle = _bundle(source, tmp_path / "pre_bundle")
+    pre = source.nets_[0].state_dict()
+
+    # one target instead of two: the last head layer differs in shape, so it stays fresh
+    tr1, va1 = split(records("carbons"))
+    tuned = make("carbons", epochs=1, lr=1e-12, init_from=bundle)  # ~no update: see the copy
+    report = tuned.fit(tr1, va1, work_dir=tmp_path / "tune", resume=False)
+    got = tuned.nets_[0].state_dict()
+    enc = [k for k in got if k.startswith("encoder.")]
+    assert enc and all(torch.allclose(got[k], pre[k], atol=1e-6) for k in enc)
+    last = [k for k in got if k.startswith("head.") and got[k].shape != pre[k].shape]
+    assert last  # the output layer
+    copied = report.extra["init_from"]
+    assert copied["source"] == bundle and copied["encoder"] == len(enc)
+    assert copied["tensors"] == len(got) - len(last) - 2  # minus the target scaler
+    # the target scaler is the fine-tuning data's, not the pretraining data's
+    y = np.array([r["target"] for r in tr1])
+    assert float(got["y_mean"][0]) == pytest.approx(y.mean(), rel=1e-5)
+
+    # and a fresh model (no init_from) starts elsewhere
+    plain = make("carbons", epochs=1, lr=1e-12)
+    plain.fit(tr1, va1, work_dir=tmp_path / "plain", resume=False)
+    assert not torch.allclose(plain.nets_[0].state_dict()[enc[0]], pre[enc[0]])
+    assert "init_from" not in plain.fit(tr1, va1, work_dir=tmp_path / "p2", resume=False).extra
+
+
+def test_init_from_refuses_mismatched_sources(tmp_path):
+    from medlearn.errors import CheckpointError, ChecksumError
+
+    train, val = split(records("carbons"))
+    source = make(epochs=1)
+    source.fit(train, val, work_dir=tmp_path / "pre", resume=False)
+    bundle = _bundle(source, tmp_path / "pre_bundle")
+
+    wider = make(epochs=1, init_from=bundle, params={"hidden": 48, "ffn_hidden": 32})
+    with pytest.raises(ConfigError, match=r"encoder tensors do not match.*hidden, depth"):
+        wider.fit(train, val, work_dir=tmp_path / "a", resume=False)
+    gin = make(epochs=1, model="gin", params={"hidden": 32, "depth": 2}, init_from=bundle)
+    with pytest.raises(ConfigError, match=r"is a 'dmpnn' network; this model is 'gin'"):
+        gin.fit(train, val, work_dir=tmp_path / "b", resume=False)
+    fp = make(epochs=1, model="fp_gradient_boosting", init_from=bundle)
+    with pytest.raises(ConfigError, match="fingerprint baseline"):
+        fp.fit(train, val, work_dir=tmp_path / "c", resume=False)
+
+    baseline = make(model="fp_gradient_boosting")
+    baseline.fit(train, val, work_dir=tmp_path / "d", resume=False)
+    fp_bundle = _bundle(baseline, tmp_path / "fp_bundle")
+    with pytest.raises(CheckpointError, match="holds fingerprint models"):
+        make(epochs=1, init_from=fp_bundle).fit(train, val, work_dir=tmp_path / "e", resume=False)
+
+    # a changed file fails its checksum before anything is loaded
+    weights = tmp_path / "pre_bundle" / "weights" / "member_0.pt"
+    weights.write_bytes(weights.read_bytes() + b"\0")
+    with pytest.raises(ChecksumError, match="fails its checksum"):
+        make(epochs=1, init_from=bundle).fit(train, val, work_dir=tmp_path / "f", resume=False)
+
+
+def test_freeze_encoder_epochs_hold_the_encoder_then_release_it(tmp_path, monkeypatch):
+    starts: list[dict] = []
+    real_new_net = MoleculeLearner._new_net
+
+    def recording(self, n_extra):
+        net = real_new_net(self, n_extra)
+        starts.append({k: v.clone() for k, v in net.state_dict().items()})
+        return net
+
+    monkeypatch.setattr(MoleculeLearner, "_new_net", recording)
+    train, val = split(records("carbons"))
+    for freeze, encoder_moves in ((2, False), (1, True)):
+        lrn = make(epochs=2, freeze_encoder_epochs=freeze)
+        lrn.fit(train, val, work_dir=tmp_path / str(freeze), resume=False)
+        got, start = lrn.nets_[0].state_dict(), starts[-1]
+        enc = [k for k in got if k.startswith("encoder.")]
+        head = [k for k in got if k.startswith("head.")]
+        assert all(torch.equal(got[k], start[k]) for k in enc) is not encoder_moves
+        assert not all(torch.equal(got[k], start[k]) for k in head)
