@@ -175,8 +175,8 @@ _NOT_TRANSFERRED = ("y_mean", "y_std")
 
 
 def _copy_pretrained(net: MoleculeNet, state: dict[str, Any], source: str) -> dict[str, Any]:
-    """Copy ``state``'s tensors whose names and shapes match ``net``'s (not the target
-    scaler); every encoder tensor must match.
+    """Copy ``state``'s layers whose tensors' names and shapes all match ``net``'s (not the
+    target scaler); every encoder tensor must match.
 
     Returns:
         ``{"source", "tensors", "of", "encoder"}``: what was copied.
@@ -185,10 +185,17 @@ def _copy_pretrained(net: MoleculeNet, state: dict[str, Any], source: str) -> di
         ConfigError: an encoder tensor is missing from ``state`` or has another shape.
     """
     own = net.state_dict()
-    matched = {
-        k: v
+    fits = {
+        k
         for k, v in state.items()
         if k in own and k not in _NOT_TRANSFERRED and tuple(own[k].shape) == tuple(v.shape)
+    }
+    # a layer is copied whole or not at all (never a bias without its weight)
+    layers: dict[str, list[str]] = {}
+    for k in own:
+        layers.setdefault(k.rpartition(".")[0], []).append(k)
+    matched = {
+        k: state[k] for keys in layers.values() if all(k in fits for k in keys) for k in keys
     }
     encoder = [k for k in own if k.startswith("encoder.")]
     unmatched = [k for k in encoder if k not in matched]

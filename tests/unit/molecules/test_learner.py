@@ -637,6 +637,31 @@ def test_init_from_copies_the_encoder_and_leaves_head_and_scaler_fresh(tmp_path)
     assert "init_from" not in plain.fit(tr1, va1, work_dir=tmp_path / "p2", resume=False).extra
 
 
+def test_init_from_copies_a_layer_whole_or_not_at_all(tmp_path):
+    """With descriptors added, the head's first layer has a wider weight but a bias of the
+    same shape: neither is copied (a bias without its weight means nothing)."""
+    train, val = split(records("carbons"))
+    source = make(epochs=1)
+    source.fit(train, val, work_dir=tmp_path / "pre", resume=False)
+    bundle = _bundle(source, tmp_path / "pre_bundle")
+    pre = source.nets_[0].state_dict()
+
+    tuned = make(
+        epochs=1,
+        lr=1e-12,
+        init_from=bundle,
+        params={"hidden": 32, "ffn_hidden": 32, "aggregation": "sum", "descriptors": True},
+    )
+    report = tuned.fit(train, val, work_dir=tmp_path / "tune", resume=False)
+    got = tuned.nets_[0].state_dict()
+    first = sorted(k for k in got if k.startswith("head.") and k.endswith(".weight"))[0]
+    bias = first.replace(".weight", ".bias")
+    assert got[first].shape != pre[first].shape and got[bias].shape == pre[bias].shape
+    assert not torch.allclose(got[bias], pre[bias])
+    copied = report.extra["init_from"]
+    assert copied["tensors"] == len(got) - 2 - 2  # minus that layer, minus the target scaler
+
+
 def test_init_from_refuses_mismatched_sources(tmp_path):
     from medlearn.errors import CheckpointError, ChecksumError
 
