@@ -122,8 +122,9 @@ class ModelConfig(_Strict):
         name: ``medlearn models list`` shows all.
         params: keyword arguments of the registered constructor.
         init_from: a run directory or bundle whose weights initialise the model
-            (transfer learning / fine-tuning). Layers whose shapes differ (e.g. the head for
-            a different number of classes) are left freshly initialised.
+            (transfer learning / fine-tuning). A layer is copied whole or not at all: layers
+            whose shapes differ (e.g. the head for a different number of classes) are left
+            freshly initialised.
     """
 
     name: str

@@ -668,14 +668,16 @@ class ImageClassifier:
 
 
 def _init_from_bundle(net: nn.Module, source: str) -> None:
-    """Copy weights whose names and shapes match from a run directory or bundle's member 0."""
+    """Copy the layers whose tensors' names and shapes all match from a run directory or
+    bundle's member 0 (:func:`~medlearn.training._transfer.matching_layers`)."""
     from medlearn.bundle import read_manifest
+    from medlearn.training._transfer import matching_layers
 
     manifest = read_manifest(source)
     weights = Path(manifest["_dir"]) / manifest["weights"][0]
     state = torch.load(weights, map_location="cpu", weights_only=True)
     own = net.state_dict()
-    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    matched = matching_layers(own, state)
     if not matched:
         raise CheckpointError(
             f"model.init_from {source!r}: no weights match this model's layers.",

@@ -184,19 +184,10 @@ def _copy_pretrained(net: MoleculeNet, state: dict[str, Any], source: str) -> di
     Raises:
         ConfigError: an encoder tensor is missing from ``state`` or has another shape.
     """
+    from medlearn.training._transfer import matching_layers
+
     own = net.state_dict()
-    fits = {
-        k
-        for k, v in state.items()
-        if k in own and k not in _NOT_TRANSFERRED and tuple(own[k].shape) == tuple(v.shape)
-    }
-    # a layer is copied whole or not at all (never a bias without its weight)
-    layers: dict[str, list[str]] = {}
-    for k in own:
-        layers.setdefault(k.rpartition(".")[0], []).append(k)
-    matched = {
-        k: state[k] for keys in layers.values() if all(k in fits for k in keys) for k in keys
-    }
+    matched = matching_layers(own, state, exclude=_NOT_TRANSFERRED)
     encoder = [k for k in own if k.startswith("encoder.")]
     unmatched = [k for k in encoder if k not in matched]
     if unmatched:
@@ -256,10 +247,10 @@ class MoleculeLearner:
         deterministic, num_threads, progress: as :class:`medlearn.config.TrainingConfig`.
         ensemble: members with different seeds (deep ensemble).
         init_from: a molecule run directory or bundle (graph network, same featuriser) whose
-            member-0 weights initialise every member before training: each tensor whose name
-            and shape match is copied (the whole encoder must match), the target scaler is
-            not. A descriptor-pretraining run (``data.options.descriptor_targets``) is the
-            usual source.
+            member-0 weights initialise every member before training: each layer whose
+            tensors' names and shapes all match is copied (the whole encoder must match), the
+            target scaler is not. A descriptor-pretraining run
+            (``data.options.descriptor_targets``) is the usual source.
         freeze_encoder_epochs: the first epochs train the head alone, the encoder's weights
             held (``training.freeze_backbone_epochs``); mostly useful with ``init_from``.
     """
