@@ -531,6 +531,10 @@ def _fmt_general(value: Any) -> str:
     return _fmt(value)
 
 
+#: rows of a long mapping shown before the rest is folded into a <details> block
+_KV_SHOWN = 20
+
+
 def _render_value(value: Any, depth: int = 0) -> str:
     """Generic HTML for strings, numbers, lists and nested dicts (all escaped)."""
     if value is None or value == "" or value == [] or value == {}:
@@ -538,11 +542,18 @@ def _render_value(value: Any, depth: int = 0) -> str:
     if isinstance(value, Mapping):
         if depth >= 4:
             return f"<code>{_e(json.dumps(value, default=str))}</code>"
-        rows = "".join(
+        rows = [
             f"<tr><th>{_e(_title(str(k)))}</th><td>{_render_value(v, depth + 1)}</td></tr>"
             for k, v in value.items()
+        ]
+        if len(rows) <= _KV_SHOWN + 5:
+            return f'<table class="kv">{"".join(rows)}</table>'
+        # long mappings (e.g. hundreds of targets): the first rows, the rest one click away
+        return (
+            f'<table class="kv">{"".join(rows[:_KV_SHOWN])}</table>'
+            f"<details><summary>{len(rows) - _KV_SHOWN} more</summary>"
+            f'<table class="kv">{"".join(rows[_KV_SHOWN:])}</table></details>'
         )
-        return f'<table class="kv">{rows}</table>'
     if isinstance(value, (list, tuple)):
         # Short tokens (numbers, class names) read best inline; sentences as a list.
         if len(value) <= 20 and all(

@@ -216,3 +216,15 @@ def test_data_quality_counts_get_their_own_section():
     assert "<h2>Data quality</h2>" in html and '<a href="#data-quality">' in html
     assert "<td>unknown variable</td><td>3</td>" in html
     assert "set-b — out of window" in html
+
+
+def test_long_mappings_fold_their_tail_into_details():
+    from medlearn.evaluation.report import _KV_SHOWN, _render_value
+
+    short = _render_value({f"t{i}": i for i in range(_KV_SHOWN + 5)})
+    assert "<details>" not in short and short.count("<tr>") == _KV_SHOWN + 5
+    html = _render_value({f"t{i}": i for i in range(202)})
+    shown, folded = html.split("<details>")
+    assert shown.count("<tr>") == _KV_SHOWN
+    assert f"<summary>{202 - _KV_SHOWN} more</summary>" in folded
+    assert folded.count("<tr>") == 202 - _KV_SHOWN  # nothing is dropped
