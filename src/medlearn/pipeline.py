@@ -366,7 +366,8 @@ def _check_target(cfg: RunConfig) -> None:
 
 def _check_transfer(cfg: RunConfig, learner_cls: Any) -> None:
     """Refuse ``model.init_from`` / ``training.freeze_backbone_epochs`` for a learner that
-    would silently ignore them."""
+    would silently ignore them, and an ``init_from`` that names no run or bundle (before any
+    data is read)."""
     where = f"model {cfg.model.name!r} ({_learner_of(cfg)} learner)"
     if cfg.model.init_from and not getattr(learner_cls, "supports_init_from", False):
         raise ConfigError(
@@ -375,6 +376,18 @@ def _check_transfer(cfg: RunConfig, learner_cls: Any) -> None:
             hint="Remove model.init_from. Imaging classifiers and molecule graph networks "
             "support it.",
         )
+    if cfg.model.init_from:
+        from medlearn.bundle import find_bundle
+
+        try:
+            find_bundle(cfg.model.init_from)
+        except DataNotFoundError as exc:
+            raise DataNotFoundError(
+                f"model.init_from: {exc.message}",
+                hint="Train the source run first (e.g. examples/molecules/"
+                "pretrain_descriptors.yaml for a molecule network), or fix the path; relative "
+                "paths are read from the current directory.",
+            ) from None
     if cfg.training.freeze_backbone_epochs and not getattr(
         learner_cls, "supports_freeze_backbone", False
     ):

@@ -47,6 +47,9 @@ def test_learners_with_init_from_accept_it(model, tmp_path):
     from medlearn.pipeline import _check_transfer, _learner_of
     from medlearn.registry import LEARNERS
 
+    (tmp_path / "some_run" / "bundle").mkdir(parents=True)
+    (tmp_path / "some_run" / "bundle" / "bundle.json").write_text("{}")  # found, not read
+
     cfg = validate_config(
         {
             "data": {"path": str(tmp_path / "x.csv")},
@@ -55,3 +58,18 @@ def test_learners_with_init_from_accept_it(model, tmp_path):
         }
     )
     _check_transfer(cfg, LEARNERS.get(_learner_of(cfg)))  # no error
+
+
+def test_a_missing_init_from_is_named_before_any_data_is_read(tmp_path):
+    from medlearn.errors import DataNotFoundError
+
+    cfg = validate_config(
+        {
+            "task": "regression",
+            "data": {"path": str(tmp_path / "never_read.csv"), "target": "y"},
+            "model": {"name": "dmpnn", "init_from": str(tmp_path / "no_such_run")},
+        }
+    )
+    with pytest.raises(DataNotFoundError, match=r"^model.init_from: No model bundle at") as err:
+        train(cfg, out=tmp_path / "run", echo=lambda _m: None)
+    assert "pretrain_descriptors.yaml" in (err.value.hint or "")
