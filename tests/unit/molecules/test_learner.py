@@ -632,9 +632,9 @@ def test_init_from_copies_the_encoder_and_leaves_head_and_scaler_fresh(tmp_path)
 
     # and a fresh model (no init_from) starts elsewhere
     plain = make("carbons", epochs=1, lr=1e-12)
-    plain.fit(tr1, va1, work_dir=tmp_path / "plain", resume=False)
+    plain_report = plain.fit(tr1, va1, work_dir=tmp_path / "plain", resume=False)
     assert not torch.allclose(plain.nets_[0].state_dict()[enc[0]], pre[enc[0]])
-    assert "init_from" not in plain.fit(tr1, va1, work_dir=tmp_path / "p2", resume=False).extra
+    assert "init_from" not in plain_report.extra
 
 
 def test_init_from_copies_a_layer_whole_or_not_at_all(tmp_path):
