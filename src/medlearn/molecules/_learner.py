@@ -37,6 +37,7 @@ explicit list of trusted types, and JSON; nothing is pickled.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import time
@@ -99,12 +100,15 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn._loss.link.LogitLink",
     "sklearn._loss.loss.HalfBinomialLoss",
     "sklearn._loss.loss.HalfSquaredError",
+    "sklearn.compose._target.TransformedTargetRegressor",
     "sklearn.ensemble._forest.RandomForestClassifier",
     "sklearn.ensemble._forest.RandomForestRegressor",
     "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.kernel_ridge.KernelRidge",
+    "sklearn.preprocessing._data.StandardScaler",
     "sklearn.preprocessing._label.LabelEncoder",
     "sklearn.tree._classes.DecisionTreeClassifier",
     "sklearn.tree._classes.DecisionTreeRegressor",
@@ -112,7 +116,8 @@ TRUSTED_TYPES: tuple[str, ...] = (
 )
 
 _IG_STEPS = 32  # integrated-gradients interpolation steps
-#: blend weights tried on the validation split (``model.params.blend``)
+#: a one-baseline blend's weights tried on the validation split (``model.params.blend``;
+#: :func:`_weight_grid` gives the grid for any number of baselines)
 _BLEND_GRID = tuple(round(0.1 * i, 1) for i in range(11))
 
 #: ``training.scheduler`` of the run file → this learner's schedule.
@@ -333,11 +338,13 @@ class MoleculeLearner:
         self.estimators_: list[list[Any]] = []  # [member][target]: estimator or constant
         self.member_seeds_: list[int] = []
         self.descriptor_scaler_: Any = None  # a fitted DescriptorScaler when descriptors=True
-        # model.params.blend: the fingerprint baseline's spec, its per-target estimators (or
-        # constants) and the per-target weight w of the baseline
-        self.blend_arch_: dict[str, Any] | None = None
-        self.blend_: list[Any] = []
+        # model.params.blend: per baseline its spec and per-target estimators (or constants),
+        # and the weights ``(B, T)`` of the baselines (the networks share the rest)
+        self.blend_arch_: list[dict[str, Any]] = []
+        self.blend_: list[list[Any]] = []
         self.blend_weights_: np.ndarray | None = None
+        # the kernel ridge's chosen parameters per target, of the last fingerprint fit
+        self.last_search_: dict[str, dict[str, float]] = {}
 
     # -- construction -----------------------------------------------------------------------
     @property
@@ -373,6 +380,16 @@ class MoleculeLearner:
             what=f"model {cfg.model.name!r}",
             reserved=RESERVED,
         )
+        if cfg.task != "regression":
+            spec = MODELS.get(cfg.model.name)(**cfg.model.params)
+            numeric = [b["name"] for b in spec.get("blend_specs") or [] if not _classifies(b)]
+            if numeric:
+                raise ConfigError(
+                    f"model.params.blend: {', '.join(numeric)} predicts numbers and cannot "
+                    f"blend with a {cfg.task} network.",
+                    hint="Blend a classification network with fp_gradient_boosting or "
+                    "fp_random_forest.",
+                )
         info = data.info or {}
         targets = list(info.get("targets") or [])
         if not targets:
@@ -506,11 +523,11 @@ class MoleculeLearner:
         threads = configure_threads(self.num_threads)
         seed_everything(self.seed, deterministic=self.deterministic)
         spec = self._spec()
-        blend = str(spec.get("blend", "none"))
-        if blend != "none" and not val:
+        blend = _blend_list(spec)
+        if blend and not val:
             raise ConfigError(
-                f"model.params.blend: {blend} chooses its weight on the validation split, "
-                "and there is none.",
+                f"model.params.blend: {', '.join(blend)} chooses its weight on the validation "
+                "split, and there is none.",
                 hint="Give data.split a validation fraction (e.g. fractions: [0.8, 0.1, 0.1]) "
                 "or set model.params.blend: none.",
             )
@@ -522,7 +539,7 @@ class MoleculeLearner:
             )
         self.arch_ = spec
         self.descriptor_scaler_ = None
-        self.blend_arch_, self.blend_, self.blend_weights_ = None, [], None
+        self.blend_arch_, self.blend_, self.blend_weights_ = [], [], None
         tf = time.perf_counter()
         tr = self._split(train, "training records", labelled=True, fit_scaler=True)
         va = self._split(val, "validation records", labelled=True) if val else None
@@ -569,8 +586,8 @@ class MoleculeLearner:
             report = self._fit_estimators(tr, va, seeds, threads)
         else:
             report = self._fit_networks(tr, va, seeds, Path(work_dir), resume, t0)
-            if blend != "none" and va is not None:
-                report.extra["blend"] = self._fit_blend(blend, tr, va, threads)
+            if blend and va is not None:
+                report.extra["blend"] = self._fit_blend(tr, va, threads)
         report.fit_seconds = time.perf_counter() - t0
         report.samples_per_second = len(tr.y) * sum(report.epochs) / max(report.fit_seconds, 1e-9)
         report.extra.update(extra_info)
@@ -601,16 +618,18 @@ class MoleculeLearner:
         self, tr: _Split, va: _Split | None, seeds: list[int], threads: int
     ) -> FitReport:
         X = self._fp_features(tr.smiles, tr.extra)
-        self.estimators_ = [
-            self._fit_targets(self.arch_ or {}, X, tr.y, seed, threads) for seed in seeds
-        ]
+        self.estimators_ = []
+        searched: dict[str, dict[str, float]] = {}
+        for seed in seeds:
+            self.estimators_.append(self._fit_targets(self.arch_ or {}, X, tr.y, seed, threads))
+            searched = searched or dict(self.last_search_)
         history: list[dict[str, Any]] = []
-        best: dict[str, Any] = {}
+        best: dict[str, Any] = {"search": searched} if searched else {}
         if va is not None and len(va.y):
             pred = self._aggregate(self._raw_fp(self._fp_features(va.smiles, va.extra)))[0]
             name, score = self._val_score(va.y, pred)
             history.append({"member": 0, "epoch": 1, f"val_{name}": score})
-            best = {f"best_val_{name}": score}
+            best[f"best_val_{name}"] = score
         return FitReport(
             fit_seconds=0.0,
             epochs=[1] * len(seeds),
@@ -631,15 +650,33 @@ class MoleculeLearner:
         kind = "classification" if self.classification else "regression"
         cw = "balanced" if self.class_weights == "balanced" else None
         member: list[Any] = []
+        self.last_search_ = {}
         for t in range(self.n_tasks):
             ok = ~np.isnan(y[:, t])
             yt = y[ok, t]
             if self.classification and len(np.unique(yt)) < 2:
                 member.append(float(yt[0]))  # a constant probability
                 continue
+            limit = spec.get("params", {}).get("max_train")
+            if limit is not None and int(ok.sum()) > int(limit):
+                raise ConfigError(
+                    f"{spec.get('name', self.model)}: target {self.targets[t]!r} has "
+                    f"{int(ok.sum()):,} labelled training molecules; the kernel ridge takes at "
+                    f"most max_train = {int(limit):,} (its kernel matrix grows with their "
+                    "square).",
+                    hint="Use fp_gradient_boosting or a graph network for a set this large, "
+                    "or raise max_train if the memory allows (10,000 molecules: 0.8 GB).",
+                )
             est = make_estimator(spec, task_type=kind, seed=seed, class_weight=cw, n_jobs=threads)
             with threadpool_limits(limits=threads, user_api="openmp"):
                 est.fit(X[ok], yt.astype(np.int64) if self.classification else yt)
+            if hasattr(est, "best_estimator_"):  # a k-fold search: keep the refitted best
+                self.last_search_[self.targets[t]] = {
+                    "alpha": float(est.best_params_["regressor__alpha"]),
+                    "gamma": float(est.best_params_["regressor__gamma"]),
+                    "cv_rmse": round(float(-est.best_score_), 6),
+                }
+                est = est.best_estimator_
             member.append(est)
         return member
 
@@ -663,48 +700,89 @@ class MoleculeLearner:
         return np.stack([self._targets_out(member, X) for member in self.estimators_])
 
     # .. blends ............................................................................
-    def _fit_blend(self, name: str, tr: _Split, va: _Split, threads: int) -> dict[str, Any]:
-        """Fit the baseline ``name`` (the architecture's ``blend_spec``) on the training
-        molecules and choose each target's weight on ``va``.
+    def _fit_blend(self, tr: _Split, va: _Split, threads: int) -> dict[str, Any]:
+        """Fit the architecture's blend baselines on the training molecules and choose each
+        target's weights on ``va``.
 
-        A target without validation labels keeps the network alone (``w = 0``). Returns what
-        ``metrics.json`` records.
+        The weights of the network(s) and the ``B`` baselines lie on the grid of steps of 0.1
+        that sum to 1 (:func:`_weight_grid`); each target takes the point with the smallest
+        validation loss (ties: the most weight on the network). A target without validation
+        labels keeps the network alone. Returns what ``metrics.json`` records.
         """
-        spec = dict((self.arch_ or {})["blend_spec"])
-        self.blend_arch_ = spec
-        self.blend_ = self._fit_targets(
-            spec, self._fp_features(tr.smiles, tr.extra, spec), tr.y, self.seed, threads
-        )
+        specs = _blend_specs_of(self.arch_ or {})
+        self.blend_arch_ = specs
+        self.blend_, searches = [], {}
+        for spec in specs:
+            X = self._fp_features(tr.smiles, tr.extra, spec)
+            self.blend_.append(self._fit_targets(spec, X, tr.y, self.seed, threads))
+            if self.last_search_:
+                searches[spec["name"]] = dict(self.last_search_)
         net = self._aggregate(np.stack([self._net_outputs(n, va) for n in self.nets_]))[0]
-        base = self._targets_out(self.blend_, self._fp_features(va.smiles, va.extra, spec))
-        weights = np.zeros(self.n_tasks)
+        bases = np.stack(
+            [
+                self._targets_out(m, self._fp_features(va.smiles, va.extra, spec))
+                for spec, m in zip(specs, self.blend_, strict=True)
+            ]
+        )
+        grid = _weight_grid(len(specs))
+        weights = np.zeros((len(specs), self.n_tasks))
         for t in range(self.n_tasks):
             ok = ~np.isnan(va.y[:, t])
             if ok.any():
-                losses = [
-                    _blend_loss(va.y[ok, t], net[ok, t], base[ok, t], w, self.classification)
-                    for w in _BLEND_GRID
-                ]
-                weights[t] = _BLEND_GRID[int(np.argmin(losses))]  # ties: the smaller w
+                members = np.concatenate([net[None, ok, t], bases[:, ok, t]])
+                losses = _blend_losses(va.y[ok, t], members, grid, self.classification)
+                weights[:, t] = grid[int(np.argmin(losses)), 1:]  # ties: the first point
         self.blend_weights_ = weights
         metric = "auroc" if self.classification else "rmse"
-        mixed = _mix(net, base, weights, self.classification)
-        return {
-            "model": name,
-            "weights": {n: float(w) for n, w in zip(self.targets, weights, strict=True)},
-            f"val_{metric}": {
-                "network": self._val_score(va.y, net)[1],
-                "baseline": self._val_score(va.y, base)[1],
-                "blend": self._val_score(va.y, mixed)[1],
-            },
-        }
+        mixed = self._mixture(net, bases, weights)
+        names = [spec["name"] for spec in specs]
+        if len(specs) == 1:  # the format of single-baseline blends, unchanged
+            out: dict[str, Any] = {
+                "model": names[0],
+                "weights": {n: float(w) for n, w in zip(self.targets, weights[0], strict=True)},
+                f"val_{metric}": {
+                    "network": self._val_score(va.y, net)[1],
+                    "baseline": self._val_score(va.y, bases[0])[1],
+                    "blend": self._val_score(va.y, mixed)[1],
+                },
+            }
+        else:
+            out = {
+                "model": names,
+                "weights": {
+                    n: {b: float(w) for b, w in zip(names, weights[:, t], strict=True)}
+                    for t, n in enumerate(self.targets)
+                },
+                f"val_{metric}": {
+                    "network": self._val_score(va.y, net)[1],
+                    **{b: self._val_score(va.y, bases[i])[1] for i, b in enumerate(names)},
+                    "blend": self._val_score(va.y, mixed)[1],
+                },
+            }
+        if searches:
+            out["search"] = searches
+        return out
+
+    def _mixture(self, net: np.ndarray, bases: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """``(1 - Σ w_b) · net + Σ w_b · base_b`` per target (of probabilities, returned as
+        logits, for classification); ``bases`` ``(B, N, T)``, ``weights`` ``(B, T)``."""
+        if self.classification:
+            p = (1.0 - weights.sum(0)) * _sigmoid(net) + (
+                weights[:, None, :] * _sigmoid(bases)
+            ).sum(0)
+            return _logit(p)
+        return (1.0 - weights.sum(0)) * net + (weights[:, None, :] * bases).sum(0)
 
     def _member_weights(self, n_members: int) -> np.ndarray | None:
-        """``(M, T)`` weights of a blend's members (networks, then the baseline), else None."""
-        if self.blend_weights_ is None or not self.blend_ or n_members != len(self.nets_) + 1:
+        """``(M, T)`` weights of a blend's members (networks, then the baselines), else None."""
+        if (
+            self.blend_weights_ is None
+            or not self.blend_
+            or n_members != len(self.nets_) + len(self.blend_)
+        ):
             return None
-        w = self.blend_weights_[None, :]
-        nets = np.repeat((1.0 - w) / len(self.nets_), len(self.nets_), axis=0)
+        w = self.blend_weights_
+        nets = np.repeat((1.0 - w.sum(0, keepdims=True)) / len(self.nets_), len(self.nets_), 0)
         return np.concatenate([nets, w], axis=0)
 
     # .. graph networks ....................................................................
@@ -849,9 +927,8 @@ class MoleculeLearner:
         if self.estimators_:
             return self._raw_fp(self._fp_features(data.smiles, data.extra))
         outs = [self._net_outputs(net, data) for net in self.nets_]
-        if self.blend_ and self.blend_arch_ is not None:
-            X = self._fp_features(data.smiles, data.extra, self.blend_arch_)
-            outs.append(self._targets_out(self.blend_, X))
+        for spec, member in zip(self.blend_arch_, self.blend_, strict=True):
+            outs.append(self._targets_out(member, self._fp_features(data.smiles, data.extra, spec)))
         return np.stack(outs)
 
     def _aggregate(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -937,12 +1014,12 @@ class MoleculeLearner:
         if self.nets_:
             atoms = self._integrated_gradients(records, tasks)
             method = "integrated_gradients"
-            if self.blend_ and self.blend_weights_ is not None and self.blend_arch_ is not None:
-                base = self._fp_occlusion(records, tasks, self.blend_arch_, [self.blend_])
+            if self.blend_ and self.blend_weights_ is not None:
                 w = self.blend_weights_
-                atoms = [
-                    (1.0 - w[t]) * a + w[t] * b for t, a, b in zip(tasks, atoms, base, strict=True)
-                ]
+                atoms = [(1.0 - w[:, t].sum()) * a for t, a in zip(tasks, atoms, strict=True)]
+                for b, (spec, member) in enumerate(zip(self.blend_arch_, self.blend_, strict=True)):
+                    occ = self._fp_occlusion(records, tasks, spec, [member])
+                    atoms = [a + w[b, t] * o for t, a, o in zip(tasks, atoms, occ, strict=True)]
                 method = "integrated_gradients+fingerprint_occlusion"
         else:
             atoms = self._fp_occlusion(records, tasks)
@@ -1029,6 +1106,7 @@ class MoleculeLearner:
         directory.mkdir(parents=True, exist_ok=True)
         members: list[dict[str, Any]] = []
         blend: dict[str, Any] | None = None
+        blends: list[dict[str, Any]] = []
         if self.nets_:
             import torch
 
@@ -1039,12 +1117,21 @@ class MoleculeLearner:
                 atomic_write_bytes(directory / rel, buf.getvalue())
                 members.append({"seed": self.member_seeds_[k], "file": rel})
             if self.blend_ and self.blend_weights_ is not None:
-                blend = {
-                    "model": str((self.arch_ or {}).get("blend")),
-                    "arch": self.blend_arch_,
-                    "weights": [float(w) for w in self.blend_weights_],
-                    "targets": _save_targets(directory, self.blend_, "blend"),
-                }
+                blends = [
+                    {
+                        "model": str(spec.get("name") or (self.arch_ or {}).get("blend")),
+                        "arch": spec,
+                        "weights": [float(w) for w in self.blend_weights_[b]],
+                        "targets": _save_targets(
+                            directory, member, "blend" if b == 0 else f"blend{b}"
+                        ),
+                    }
+                    for b, (spec, member) in enumerate(
+                        zip(self.blend_arch_, self.blend_, strict=True)
+                    )
+                ]
+                # one baseline: the ``blend`` entry as before list blends; several: ``blends``
+                blend = blends[0] if len(blends) == 1 else {"blends": blends}
         else:
             for k, member in enumerate(self.estimators_):
                 entry = _save_targets(directory, member, f"member_{k}")
@@ -1063,7 +1150,8 @@ class MoleculeLearner:
             ),
             "featurizer_version": _featurizer_version(),
             "members": members,
-            "blend": blend,
+            "blend": blends[0] if len(blends) == 1 else None,
+            "blends": blends if len(blends) > 1 else None,
         }
         if self.descriptor_scaler_ is not None:
             atomic_write_json(
@@ -1122,12 +1210,14 @@ class MoleculeLearner:
                 )
             members = list(state["members"])
             obj.member_seeds_ = [int(m["seed"]) for m in members]
-            blend = state.get("blend")
+            blend = list(state.get("blends") or ([state["blend"]] if state.get("blend") else []))
+            entries = []
             if blend:
-                obj.blend_arch_ = dict(blend["arch"])
-                obj.blend_weights_ = np.asarray(blend["weights"], dtype=np.float64)
-                entries = list(blend["targets"])
-                if len(entries) != obj.n_tasks or obj.blend_weights_.shape != (obj.n_tasks,):
+                obj.blend_arch_ = [dict(b["arch"]) for b in blend]
+                obj.blend_weights_ = np.asarray([b["weights"] for b in blend], dtype=np.float64)
+                entries = [list(b["targets"]) for b in blend]
+                shape = (len(blend), obj.n_tasks)
+                if any(len(e) != obj.n_tasks for e in entries) or obj.blend_weights_.shape != shape:
                     raise ValueError("blend targets")
         except (KeyError, TypeError, ValueError, OSError) as exc:  # incl. JSON errors
             raise CheckpointError(
@@ -1143,8 +1233,7 @@ class MoleculeLearner:
                     hint="Retrain the model with this medlearn version.",
                 )
             obj.nets_ = [obj._load_net(directory, m["file"]) for m in members]
-            if blend:
-                obj.blend_ = _load_targets(directory, entries)
+            obj.blend_ = [_load_targets(directory, e) for e in entries]
         else:
             obj.estimators_ = [_load_targets(directory, m["targets"]) for m in members]
         return obj
@@ -1172,26 +1261,52 @@ class MoleculeLearner:
 # --- blends -------------------------------------------------------------------------------------
 
 
-def _mix(
-    net: np.ndarray, base: np.ndarray, w: np.ndarray | np.float64, classification: bool
+def _blend_list(spec: dict[str, Any]) -> list[str]:
+    """The baseline names of an architecture's ``blend`` (``[]`` for none)."""
+    blend = spec.get("blend", "none")
+    if isinstance(blend, str):
+        return [] if blend == "none" else [blend]
+    return [str(b) for b in blend]
+
+
+def _blend_specs_of(arch: dict[str, Any]) -> list[dict[str, Any]]:
+    """An architecture's blend baseline specs, each with its ``name`` (architectures saved
+    before list blends hold one ``blend_spec``)."""
+    specs = arch.get("blend_specs")
+    if specs is None:
+        specs = [arch["blend_spec"]] if arch.get("blend_spec") else []
+    names = _blend_list(arch)
+    return [{**dict(s), "name": s.get("name") or n} for s, n in zip(specs, names, strict=True)]
+
+
+def _classifies(spec: dict[str, Any]) -> bool:
+    """Whether a fingerprint spec's estimator gives class probabilities."""
+    return spec.get("estimator") != "kernel_ridge"
+
+
+def _weight_grid(n_baselines: int, step: float = 0.1) -> np.ndarray:
+    """Every ``(w_network, w_1, …, w_B)`` on the grid of ``step`` that sums to 1, ordered so
+    that points with more weight on the network come first (``(K, B + 1)``)."""
+    n = round(1.0 / step)
+    points = [
+        p
+        for p in itertools.product(range(n + 1), repeat=n_baselines)
+        if sum(p) <= n  # the baselines' shares; the network takes the rest
+    ]
+    points.sort(key=lambda p: (sum(p), [-x for x in p]))
+    grid = np.array([[n - sum(p), *p] for p in points], dtype=np.float64) / n
+    return grid
+
+
+def _blend_losses(
+    y: np.ndarray, members: np.ndarray, grid: np.ndarray, classification: bool
 ) -> np.ndarray:
-    """``(1 - w) * net + w * base`` per target (of probabilities, returned as logits, for
-    classification)."""
+    """Validation loss of one target at each grid point: squared error, or the log loss of
+    the blended probability. ``members`` ``(K, N)``: the network, then the baselines."""
     if classification:
-        return _logit((1.0 - w) * _sigmoid(net) + w * _sigmoid(base))
-    return (1.0 - w) * net + w * base
-
-
-def _blend_loss(
-    y: np.ndarray, net: np.ndarray, base: np.ndarray, w: float, classification: bool
-) -> float:
-    """Validation loss of one target's blend (:func:`_mix`): squared error, or log loss of the
-    blended probability."""
-    mixed = _mix(net, base, np.float64(w), classification)
-    if classification:
-        p = np.clip(_sigmoid(mixed), 1e-7, 1.0 - 1e-7)
-        return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log(1.0 - p)))
-    return float(np.mean((mixed - y) ** 2))
+        p = np.clip(grid @ _sigmoid(members), 1e-7, 1.0 - 1e-7)
+        return -np.mean(y * np.log(p) + (1.0 - y) * np.log(1.0 - p), axis=1)
+    return np.mean((grid @ members - y) ** 2, axis=1)
 
 
 # --- fingerprint bit environments and safe loading -----------------------------------------------

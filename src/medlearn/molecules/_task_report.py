@@ -266,7 +266,9 @@ def _attribution_section(run_dir: Path) -> str:
 
 
 def _blend_section(doc: dict[str, Any]) -> str:
-    """The blend's chosen weights and validation scores (``training.blend``), if any."""
+    """The blend's chosen weights and validation scores (``training.blend``), if any: one
+    baseline (``model`` a name, a weight per target) or several (``model`` a list, per
+    target a weight per baseline)."""
     blend = (doc.get("training") or {}).get("blend")
     if not isinstance(blend, dict) or not isinstance(blend.get("weights"), dict):
         return ""
@@ -274,30 +276,46 @@ def _blend_section(doc: dict[str, Any]) -> str:
         ((k[4:], v) for k, v in blend.items() if k.startswith("val_") and isinstance(v, dict)),
         ("", {}),
     )
+    model = blend.get("model")
+    names = [str(m) for m in model] if isinstance(model, list) else [str(model)]
+    several = isinstance(model, list)
+
+    def cells(w: Any) -> str:
+        values = [w.get(n, 0.0) for n in names] if isinstance(w, dict) else [w]
+        return "".join(f'<td class="num">{float(v):.1f}</td>' for v in values)
+
     rows = "".join(
-        f'<tr><th>{_e(name)}</th><td class="num">{float(w):.1f}</td></tr>'
-        for name, w in blend["weights"].items()
+        f"<tr><th>{_e(name)}</th>{cells(w)}</tr>" for name, w in blend["weights"].items()
     )
+    heads = "".join(f"<th>weight of {_e(n)}</th>" for n in names)
     table = (
         '<div class="scroll"><table class="metrics"><thead><tr><th>target</th>'
-        f"<th>weight of {_e(blend.get('model'))}</th></tr></thead>{rows}</table></div>"
+        f"{heads}</tr></thead>{rows}</table></div>"
     )
     if scores:
-        cells = "".join(
-            f'<td class="num">{float(scores[k]):.3f}</td>'
-            for k in ("network", "baseline", "blend")
-            if k in scores
-        )
-        heads = "".join(f"<th>{k}</th>" for k in ("network", "baseline", "blend") if k in scores)
+        keys = ["network", *(names if several else ["baseline"]), "blend"]
+        keys = [k for k in keys if k in scores]
+        vals = "".join(f'<td class="num">{float(scores[k]):.3f}</td>' for k in keys)
+        head = "".join(f"<th>{_e(k)}</th>" for k in keys)
         table += (
-            f'<div class="scroll"><table class="metrics"><thead><tr><th>validation</th>{heads}'
-            f"</tr></thead><tr><th>{_e(metric)}</th>{cells}</tr></table></div>"
+            f'<div class="scroll"><table class="metrics"><thead><tr><th>validation</th>{head}'
+            f"</tr></thead><tr><th>{_e(metric)}</th>{vals}</tr></table></div>"
+        )
+    if several:
+        how = (
+            "Each target's prediction is w₀ × the network(s) + Σ wᵢ × baseline i (of "
+            "probabilities for classification), the weights a point of the grid of steps of "
+            "0.1 that sums to 1, chosen by the validation loss"
+        )
+    else:
+        how = (
+            "Each target's prediction is (1 − w) × the network(s) + w × the "
+            f"{_e(names[0])} baseline (of probabilities for classification), w chosen from "
+            "0, 0.1, …, 1 by the validation loss"
         )
     return table + (
-        '<p class="muted small">Each target\'s prediction is (1 − w) × the network(s) + w × '
-        f"the {_e(blend.get('model'))} baseline (of probabilities for classification), w chosen "
-        "from 0, 0.1, …, 1 by the validation loss; the scores above are on the validation "
-        "split that chose it.</p>"
+        f'<p class="muted small">{how}; the scores above are on the validation split that '
+        "chose it.</p>"
     )
 
 
@@ -307,7 +325,7 @@ def _molecule_sections(
     sections = []
     blend = _blend_section(doc)
     if blend:
-        sections.append(("blend", "Blend with a fingerprint baseline", blend))
+        sections.append(("blend", "Blend with fingerprint baselines", blend))
     uq = _uncertainty_section(doc, frame, names)
     if uq:
         sections.append(("uncertainty", "Uncertainty", uq))

@@ -23,8 +23,8 @@ def _net_and_base(lrn: MoleculeLearner, recs) -> tuple[np.ndarray, np.ndarray]:
     """The networks' mean output and the baseline's output, computed apart from the blend."""
     data = lrn._split(recs, "r", labelled=False)
     net = np.mean([lrn._net_outputs(n, data) for n in lrn.nets_], axis=0)
-    X = lrn._fp_features(data.smiles, data.extra, lrn.blend_arch_)
-    return net, lrn._targets_out(lrn.blend_, X)
+    X = lrn._fp_features(data.smiles, data.extra, lrn.blend_arch_[0])
+    return net, lrn._targets_out(lrn.blend_[0], X)
 
 
 def _params(blend: str = "fp_gradient_boosting", **kw) -> dict:
@@ -39,9 +39,9 @@ def test_regression_blend_weight_minimises_the_validation_error(tmp_path):
     assert info["model"] == "fp_gradient_boosting"
     assert set(info["weights"]) == {"carbons", "oxygens"}
     assert set(info["val_rmse"]) == {"network", "baseline", "blend"}
-    assert lrn.blend_arch_["descriptors"] is True  # the network's descriptor setting
-    w = lrn.blend_weights_
-    assert w.shape == (2,) and all(x in _BLEND_GRID for x in w)
+    assert lrn.blend_arch_[0]["descriptors"] is True  # the network's descriptor setting
+    w = lrn.blend_weights_[0]
+    assert lrn.blend_weights_.shape == (1, 2) and all(x in _BLEND_GRID for x in w)
     # each target's weight is the grid point with the smallest validation squared error
     net, base = _net_and_base(lrn, val)
     y = np.array([r["target"] for r in val], dtype=float)
@@ -74,10 +74,12 @@ def test_ensemble_blend_weighs_each_network_equally(tmp_path):
     train, val = split(records("carbons"))
     lrn = make("carbons", params=_params("fp_random_forest"), epochs=4, ensemble=2)
     lrn.fit(train, val, work_dir=tmp_path, resume=False)
-    lrn.blend_weights_ = np.array([0.3])  # a fixed weight, to check the arithmetic
+    lrn.blend_weights_ = np.array([[0.3]])  # a fixed weight, to check the arithmetic
     data = lrn._split(val, "r", labelled=False)
     a, b = (lrn._net_outputs(n, data) for n in lrn.nets_)
-    base = lrn._targets_out(lrn.blend_, lrn._fp_features(data.smiles, None, lrn.blend_arch_))
+    base = lrn._targets_out(
+        lrn.blend_[0], lrn._fp_features(data.smiles, None, lrn.blend_arch_[0])
+    )
     pred, var = lrn.predict_with_uncertainty(val)
     members = np.stack([a, b, base])
     weights = np.array([0.35, 0.35, 0.3])[:, None, None]
@@ -92,7 +94,7 @@ def test_classification_blend_averages_probabilities(tmp_path):
     report = lrn.fit(train, val, work_dir=tmp_path, resume=False)
     assert set(report.extra["blend"]["val_auroc"]) == {"network", "baseline", "blend"}
     net, base = _net_and_base(lrn, val)
-    w = lrn.blend_weights_[0]
+    w = lrn.blend_weights_[0, 0]
     logits = lrn.predict_logits(val)
     assert logits.shape == (len(val), 2)
     p = learner_mod._sigmoid(logits[:, 1])
@@ -106,10 +108,10 @@ def test_blend_explanations_weigh_both_models(tmp_path):
     train, val = split(records("carbons"))
     lrn = make("carbons", params=_params(), epochs=4)
     lrn.fit(train, val, work_dir=tmp_path, resume=False)
-    lrn.blend_weights_ = np.array([0.4])
+    lrn.blend_weights_ = np.array([[0.4]])
     exps = lrn.explain(val[:3], [0, 0, 0])
     ig = lrn._integrated_gradients(val[:3], [0, 0, 0])
-    occ = lrn._fp_occlusion(val[:3], [0, 0, 0], lrn.blend_arch_, [lrn.blend_])
+    occ = lrn._fp_occlusion(val[:3], [0, 0, 0], lrn.blend_arch_[0], [lrn.blend_[0]])
     for rec, e, a, b in zip(val[:3], exps, ig, occ, strict=True):
         assert e.method == "integrated_gradients+fingerprint_occlusion"
         assert e.atoms.shape == (Chem.MolFromSmiles(rec["input"]).GetNumAtoms(),)
@@ -128,7 +130,8 @@ def test_blend_save_load_gives_identical_predictions(tmp_path):
     files = {p.name for p in (tmp_path / "bundle").rglob("*") if p.is_file()}
     assert {"blend_target_0.skops", "blend_target_1.skops"} <= files
     state = json.loads((tmp_path / "bundle" / "molecules.json").read_text())
-    assert state["blend"]["weights"] == [float(x) for x in lrn.blend_weights_]
+    assert state["blend"]["weights"] == [float(x) for x in lrn.blend_weights_[0]]
+    assert state["blends"] is None  # one baseline: the format before list blends
     back = MoleculeLearner.load(tmp_path / "bundle", fields)
     a, va = lrn.predict_with_uncertainty(val)
     b, vb = back.predict_with_uncertainty(val)
@@ -190,7 +193,7 @@ def test_blend_fits_the_baseline_with_its_params(tmp_path):
     train, val = split(records("carbons"))
     lrn = make("carbons", params=_params(blend_params={"n_bits": 64, "max_iter": 7}), epochs=2)
     lrn.fit(train, val, work_dir=tmp_path, resume=False)
-    (est,) = lrn.blend_
+    ((est,),) = lrn.blend_
     assert est.max_iter == 7 and est.n_features_in_ == 64
 
 
