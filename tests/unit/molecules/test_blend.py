@@ -77,9 +77,7 @@ def test_ensemble_blend_weighs_each_network_equally(tmp_path):
     lrn.blend_weights_ = np.array([[0.3]])  # a fixed weight, to check the arithmetic
     data = lrn._split(val, "r", labelled=False)
     a, b = (lrn._net_outputs(n, data) for n in lrn.nets_)
-    base = lrn._targets_out(
-        lrn.blend_[0], lrn._fp_features(data.smiles, None, lrn.blend_arch_[0])
-    )
+    base = lrn._targets_out(lrn.blend_[0], lrn._fp_features(data.smiles, None, lrn.blend_arch_[0]))
     pred, var = lrn.predict_with_uncertainty(val)
     members = np.stack([a, b, base])
     weights = np.array([0.35, 0.35, 0.3])[:, None, None]
