@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -161,6 +162,10 @@ def _fmt_metric(entry: Any) -> str:
     return text
 
 
+#: what :func:`_title` treats as a field name
+_FIELD_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
+
+
 def _metric_label(name: str) -> str:
     return _METRIC_LABELS.get(name, name.replace("_", " ").capitalize())
 
@@ -178,7 +183,13 @@ def _direction(name: str) -> str:
 
 
 def _title(key: str) -> str:
-    return key.replace("_", " ").strip().capitalize()
+    """A field name as a heading (``labels_per_target`` → "Labels per target"). A key that is
+    not a snake_case name is data (a target such as ``rdkit:MolWt``, a class, a column) and is
+    shown as written."""
+    text = key.strip()
+    if not _FIELD_NAME.fullmatch(text):
+        return text
+    return text.replace("_", " ").capitalize()
 
 
 def _img(uri: str, alt: str, caption: str | None = None) -> str:

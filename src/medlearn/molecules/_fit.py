@@ -287,6 +287,18 @@ def _progress_bar(enabled: bool, total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
+def checkpointed_seconds(work_dir: Path, members: int) -> float:
+    """Training seconds the members' last checkpoints under ``work_dir`` record (the sum of
+    their epochs' times); 0 for members without one. A resumed fit counts them as spent."""
+    total = 0.0
+    for k in range(members):
+        last = Path(work_dir) / "checkpoints" / f"member_{k}" / "last.ckpt"
+        if last.is_file():
+            history = _load_ckpt(last).get("history") or []
+            total += sum(float(e.get("seconds", 0.0)) for e in history)
+    return total
+
+
 def _train_member(
     learner: MoleculeLearner,
     net: MoleculeNet,

@@ -61,6 +61,7 @@ from medlearn.molecules._fit import (
     _sigmoid,
     _Split,
     _train_member,
+    checkpointed_seconds,
     keep_freed_memory,
     lr_at,
     masked_loss,
@@ -588,7 +589,7 @@ class MoleculeLearner:
             report = self._fit_networks(tr, va, seeds, Path(work_dir), resume, t0)
             if blend and va is not None:
                 report.extra["blend"] = self._fit_blend(tr, va, threads)
-        report.fit_seconds = time.perf_counter() - t0
+        report.fit_seconds = time.perf_counter() - t0 + report.extra.get("resumed_seconds", 0.0)
         report.samples_per_second = len(tr.y) * sum(report.epochs) / max(report.fit_seconds, 1e-9)
         report.extra.update(extra_info)
         return report
@@ -811,8 +812,11 @@ class MoleculeLearner:
         pretrained = self._pretrained_state() if self.init_from else None
         copied: dict[str, Any] = {}
         budget = self.max_minutes * 60.0 if self.max_minutes else None
+        # a resumed fit carries on the budget where it stopped: the epochs its checkpoints
+        # record count as spent (and as fit time)
+        spent = checkpointed_seconds(work_dir, len(seeds)) if resume else 0.0
         for k, seed in enumerate(seeds):
-            deadline = None if budget is None else t0 + budget * (k + 1) / len(seeds)
+            deadline = None if budget is None else t0 - spent + budget * (k + 1) / len(seeds)
             net = self._new_net(n_extra)
             if pretrained is not None:
                 copied = _copy_pretrained(net, pretrained, str(self.init_from))
@@ -839,6 +843,8 @@ class MoleculeLearner:
         extra: dict[str, Any] = {f"best_val_{name}": float(np.mean(best))} if best else {}
         if copied:
             extra["init_from"] = copied
+        if spent:
+            extra["resumed_seconds"] = round(spent, 3)
         return FitReport(
             fit_seconds=0.0, epochs=epochs, stopped_by=stopped, history=history, extra=extra
         )

@@ -228,3 +228,15 @@ def test_long_mappings_fold_their_tail_into_details():
     assert shown.count("<tr>") == _KV_SHOWN
     assert f"<summary>{202 - _KV_SHOWN} more</summary>" in folded
     assert folded.count("<tr>") == 202 - _KV_SHOWN  # nothing is dropped
+
+
+def test_field_names_become_headings_and_data_keys_stay_as_written():
+    from medlearn.evaluation.report import _render_value
+
+    html = _render_value(
+        {"labels_per_target": {"rdkit:MolWt": 3, "NR-AR": 4, "measured log solubility": 5}}
+    )
+    assert "<th>Labels per target</th>" in html
+    for name in ("rdkit:MolWt", "NR-AR", "measured log solubility"):
+        assert f"<th>{name}</th>" in html
+    assert "Rdkit:molwt" not in html and "Nr-ar" not in html

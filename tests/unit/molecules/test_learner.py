@@ -323,6 +323,35 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, monkeypatch
     assert np.allclose(resumed.predict_logits(val), whole.predict_logits(val), atol=1e-5)
 
 
+def test_resume_counts_the_checkpointed_time_against_the_budget(tmp_path, monkeypatch):
+    train, val = split(records("carbons"))
+    real_save, saves = fit_mod._save_ckpt, []
+
+    def crash_after_three(path, state):
+        real_save(path, state)
+        saves.append(path)
+        if len(saves) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit_mod, "_save_ckpt", crash_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        make(epochs=6).fit(train, val, work_dir=tmp_path, resume=False)
+    monkeypatch.setattr(fit_mod, "_save_ckpt", real_save)
+    # say the three epochs took 100 s each: 300 s of a 240 s budget are spent
+    last = tmp_path / "checkpoints" / "member_0" / "last.ckpt"
+    state = fit_mod._load_ckpt(last)
+    for entry in state["history"]:
+        entry["seconds"] = 100.0
+    real_save(last, state)
+    assert fit_mod.checkpointed_seconds(tmp_path, 1) == 300.0
+    report = make(epochs=6, max_minutes=4).fit(train, val, work_dir=tmp_path, resume=True)
+    assert report.stopped_by == ["max_time"] and report.epochs == [3]
+    assert report.extra["resumed_seconds"] == 300.0 and report.fit_seconds >= 300.0
+    # without --resume the checkpoint is not counted
+    fresh = make(epochs=2, max_minutes=4).fit(train, val, work_dir=tmp_path, resume=False)
+    assert "resumed_seconds" not in fresh.extra and fresh.epochs == [2]
+
+
 def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
     train, val = split(records("carbons"))
     make(epochs=1).fit(train, val, work_dir=tmp_path, resume=False)
