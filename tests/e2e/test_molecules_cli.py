@@ -229,3 +229,8 @@ def test_descriptor_pretraining_then_fine_tuning(data_dir: Path, tmp_path: Path)
     assert copied["source"] == str(pre) and copied["encoder"] > 0
     assert copied["encoder"] <= copied["tensors"] < copied["of"]
     assert doc["metrics"]["test"]["rmse"]["value"] > 0
+    blend = doc["training"]["blend"]  # the example blends both baselines
+    assert blend["model"] == ["fp_gradient_boosting", "fp_kernel_ridge"]
+    weights = blend["weights"]["expt"]
+    assert set(weights) == set(blend["model"]) and sum(weights.values()) <= 1 + 1e-9
+    assert "fp_kernel_ridge" in blend["search"]
