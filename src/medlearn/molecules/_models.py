@@ -260,7 +260,7 @@ def _blend_spec(
     except TypeError as exc:
         raise ConfigError(
             f"The 'blend_params' of {model} are not parameters of {blend}: {exc}.",
-            hint=f"See `medlearn models` for the parameters of {blend}.",
+            hint=f"`medlearn models show {blend}` lists its parameters.",
         ) from None
     if spec["descriptors"] and not descriptors:
         raise ConfigError(
