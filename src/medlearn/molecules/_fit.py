@@ -287,6 +287,25 @@ def _progress_bar(enabled: bool, total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
+#: architecture keys that do not change how a network trains (the blend is fitted afterwards)
+_NOT_TRAINING = ("blend", "blend_spec", "blend_specs")
+
+
+def _signatures(arch: dict[str, Any], n: int, tasks: list[str]) -> list[str]:
+    """What a member's checkpoint must match to be resumed: the network's architecture
+    without its blend, the number of training molecules and the targets; then the form that
+    checkpoints written before list blends carry (the whole architecture of a run without a
+    blend, as it was then)."""
+
+    def dump(a: dict[str, Any]) -> str:
+        return json.dumps({"arch": a, "n": n, "tasks": tasks}, sort_keys=True)
+
+    out = [dump({k: v for k, v in arch.items() if k not in _NOT_TRAINING})]
+    if not arch.get("blend_specs"):
+        out.append(dump({k: v for k, v in arch.items() if k != "blend_specs"}))
+    return out
+
+
 def checkpointed_seconds(work_dir: Path, members: int) -> float:
     """Training seconds the members' last checkpoints under ``work_dir`` record (the sum of
     their epochs' times); 0 for members without one. A resumed fit counts them as spent."""
@@ -333,9 +352,8 @@ def _train_member(
     has_val = bool(val_batches)
     name = learner._monitor_name()
     higher = name == "auroc"
-    signature = json.dumps(
-        {"arch": learner.arch_, "n": n, "tasks": learner.targets}, sort_keys=True
-    )
+    signatures = _signatures(learner.arch_ or {}, n, learner.targets)
+    signature = signatures[0]
 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     last = ckpt_dir / "last.ckpt"
@@ -352,7 +370,7 @@ def _train_member(
     }
     if resume and last.is_file():
         saved = _load_ckpt(last)
-        if saved.get("signature") != signature:
+        if saved.get("signature") not in signatures:
             raise CheckpointError(
                 f"{last}: the checkpoint belongs to another model or data.",
                 hint="Drop --resume, or resume with the run file that wrote it.",

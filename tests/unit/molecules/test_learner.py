@@ -352,6 +352,43 @@ def test_resume_counts_the_checkpointed_time_against_the_budget(tmp_path, monkey
     assert "resumed_seconds" not in fresh.extra and fresh.epochs == [2]
 
 
+def test_resume_takes_checkpoints_across_blend_changes_and_of_earlier_versions(
+    tmp_path, monkeypatch
+):
+    import json
+
+    train, val = split(records("carbons"))
+    real_save, saves = fit_mod._save_ckpt, []
+
+    def crash_after_two(path, state):
+        real_save(path, state)
+        saves.append(path)
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit_mod, "_save_ckpt", crash_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        make(epochs=4).fit(train, val, work_dir=tmp_path, resume=False)
+    monkeypatch.setattr(fit_mod, "_save_ckpt", real_save)
+    # the blend is fitted after the network, so adding one does not orphan the checkpoint
+    params = {"hidden": 32, "ffn_hidden": 32, "aggregation": "sum", "blend": "fp_random_forest"}
+    report = make(epochs=4, params=params).fit(train, val, work_dir=tmp_path, resume=True)
+    assert [h["epoch"] for h in report.history] == [1, 2, 3, 4]
+    assert report.extra["blend"]["model"] == "fp_random_forest"
+    # a checkpoint written before list blends signs the whole architecture of its day
+    last = tmp_path / "checkpoints" / "member_0" / "last.ckpt"
+    state = fit_mod._load_ckpt(last)
+    lrn = make(epochs=6)
+    arch = {k: v for k, v in lrn._spec().items() if k != "blend_specs"}
+    state["signature"] = json.dumps(
+        {"arch": arch, "n": len(train), "tasks": ["carbons"]}, sort_keys=True
+    )
+    state["finished"] = False
+    real_save(last, state)
+    report = lrn.fit(train, val, work_dir=tmp_path, resume=True)
+    assert [h["epoch"] for h in report.history] == [1, 2, 3, 4, 5, 6]
+
+
 def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
     train, val = split(records("carbons"))
     make(epochs=1).fit(train, val, work_dir=tmp_path, resume=False)
