@@ -229,6 +229,11 @@ def test_descriptor_targets_are_the_rdkit_descriptors(tmp_path: Path) -> None:
     Y = np.array([r["target"] for r in data.records])
     assert np.allclose(np.nanmean(Y, axis=0), 0) and np.allclose(np.nanstd(Y, axis=0), 1)
     assert data.info["data_quality"]["duplicate_molecules"] == {"repeats_merged": 1}
+    # the rows are read-only views of one array (not a list of floats per molecule)
+    bases = {id(r["target"].base) for r in data.records}
+    assert len(bases) == 1 and all(r["target"].base is not None for r in data.records)
+    with pytest.raises(ValueError, match="read-only"):
+        data.records[0]["target"][0] = 1.0
 
 
 def test_descriptor_targets_need_a_regression_task(tmp_path: Path) -> None:
