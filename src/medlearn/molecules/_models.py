@@ -684,7 +684,7 @@ _TINY_GRAPH = {"hidden": 16, "depth": 2, "ffn_hidden": 16}
     kind="torch",
     tiny=_TINY_GRAPH,
     description="Directed message-passing network on bonds (Chemprop-style D-MPNN), "
-    "optional RDKit descriptors after the readout and a blend with a fingerprint GBM or forest.",
+    "optional RDKit descriptors after the readout and a blend with fingerprint baselines.",
 )
 def dmpnn(
     *,
@@ -696,7 +696,7 @@ def dmpnn(
     aggregation: Aggregation = "norm",
     batch_norm: bool = False,
     descriptors: bool = False,
-    blend: str = "none",
+    blend: str | list[str] = "none",
     blend_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """D-MPNN architecture (defaults = Chemprop 2's).
@@ -710,13 +710,16 @@ def dmpnn(
         aggregation: readout over atoms: ``mean``, ``sum`` or ``norm`` (sum / 100).
         batch_norm: batch norm on the molecule vector.
         descriptors: concatenate RDKit 2D descriptors (scaled on training molecules).
-        blend: ``none``, or a fingerprint baseline (``fp_gradient_boosting``,
-            ``fp_random_forest``, with their defaults on Morgan count fingerprints, plus the
-            RDKit descriptors when ``descriptors`` is on) fitted on the same training
-            molecules and averaged with the network(s): per target ``(1 - w) * network +
-            w * baseline``, ``w`` chosen on the validation split from 0, 0.1, ..., 1.
-        blend_params: parameters of the blend baseline (default: its own defaults with
-            512-bit fingerprints, kept cheap as it is fitted on top of the network).
+        blend: ``none``, a fingerprint baseline (``fp_gradient_boosting``,
+            ``fp_random_forest``, or for regression ``fp_kernel_ridge``; on Morgan count
+            fingerprints, plus the RDKit descriptors when ``descriptors`` is on) fitted on the
+            same training molecules and averaged with the network(s): per target
+            ``(1 - w) * network + w * baseline``, ``w`` chosen on the validation split from
+            0, 0.1, ..., 1; or a list of baselines, each target's weights chosen together on
+            a grid of steps of 0.1 that sums to 1.
+        blend_params: parameters of the blend baseline (default: its own defaults, trees with
+            512-bit fingerprints, kept cheap as they are fitted on top of the network); with a
+            list, a mapping of baseline name to its parameters.
     """
     return _graph_arch(
         "dmpnn",
@@ -745,7 +748,7 @@ def _gin_factory(name: str, encoder: str) -> Any:
         aggregation: Aggregation = "mean",
         batch_norm: bool = False,
         descriptors: bool = False,
-        blend: str = "none",
+        blend: str | list[str] = "none",
         blend_params: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         return _graph_arch(
@@ -809,7 +812,7 @@ def attentivefp(
     dropout: float = 0.0,
     batch_norm: bool = False,
     descriptors: bool = False,
-    blend: str = "none",
+    blend: str | list[str] = "none",
     blend_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """AttentiveFP architecture.
