@@ -3,6 +3,7 @@ ensembles, checkpoints and resume, explanations, every model family, save → lo
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -300,23 +301,31 @@ def test_max_minutes_stops_after_one_epoch(tmp_path):
     assert report.stopped_by == ["max_time"] and report.epochs == [1]
 
 
+@contextlib.contextmanager
+def _crash_after_saves(monkeypatch, n: int):
+    """Inside: the ``n``-th checkpoint save is written, then the fit is interrupted."""
+    real_save, saves = fit_mod._save_ckpt, []
+
+    def save_then_crash(path, state):
+        real_save(path, state)
+        saves.append(path)
+        if len(saves) == n:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit_mod, "_save_ckpt", save_then_crash)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(fit_mod, "_save_ckpt", real_save)
+
+
 def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, monkeypatch):
     train, val = split(records("carbons"))
     whole = make(epochs=6)
     whole.fit(train, val, work_dir=tmp_path / "a", resume=False)
 
-    real_save, saves = fit_mod._save_ckpt, []
-
-    def crash_after_three(path, state):
-        real_save(path, state)
-        saves.append(path)
-        if len(saves) == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(fit_mod, "_save_ckpt", crash_after_three)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), _crash_after_saves(monkeypatch, 3):
         make(epochs=6).fit(train, val, work_dir=tmp_path / "b", resume=False)
-    monkeypatch.setattr(fit_mod, "_save_ckpt", real_save)
     resumed = make(epochs=6)
     report = resumed.fit(train, val, work_dir=tmp_path / "b", resume=True)
     assert [h["epoch"] for h in report.history] == [1, 2, 3, 4, 5, 6]
@@ -325,24 +334,14 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, monkeypatch
 
 def test_resume_counts_the_checkpointed_time_against_the_budget(tmp_path, monkeypatch):
     train, val = split(records("carbons"))
-    real_save, saves = fit_mod._save_ckpt, []
-
-    def crash_after_three(path, state):
-        real_save(path, state)
-        saves.append(path)
-        if len(saves) == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(fit_mod, "_save_ckpt", crash_after_three)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), _crash_after_saves(monkeypatch, 3):
         make(epochs=6).fit(train, val, work_dir=tmp_path, resume=False)
-    monkeypatch.setattr(fit_mod, "_save_ckpt", real_save)
     # say the three epochs took 100 s each: 300 s of a 240 s budget are spent
     last = tmp_path / "checkpoints" / "member_0" / "last.ckpt"
     state = fit_mod._load_ckpt(last)
     for entry in state["history"]:
         entry["seconds"] = 100.0
-    real_save(last, state)
+    fit_mod._save_ckpt(last, state)
     assert fit_mod.checkpointed_seconds(tmp_path, 1) == 300.0
     report = make(epochs=6, max_minutes=4).fit(train, val, work_dir=tmp_path, resume=True)
     assert report.stopped_by == ["max_time"] and report.epochs == [3]
@@ -358,18 +357,8 @@ def test_resume_takes_checkpoints_across_blend_changes_and_of_earlier_versions(
     import json
 
     train, val = split(records("carbons"))
-    real_save, saves = fit_mod._save_ckpt, []
-
-    def crash_after_two(path, state):
-        real_save(path, state)
-        saves.append(path)
-        if len(saves) == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(fit_mod, "_save_ckpt", crash_after_two)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), _crash_after_saves(monkeypatch, 2):
         make(epochs=4).fit(train, val, work_dir=tmp_path, resume=False)
-    monkeypatch.setattr(fit_mod, "_save_ckpt", real_save)
     # the blend is fitted after the network, so adding one does not orphan the checkpoint
     params = {"hidden": 32, "ffn_hidden": 32, "aggregation": "sum", "blend": "fp_random_forest"}
     report = make(epochs=4, params=params).fit(train, val, work_dir=tmp_path, resume=True)
@@ -384,7 +373,7 @@ def test_resume_takes_checkpoints_across_blend_changes_and_of_earlier_versions(
         {"arch": arch, "n": len(train), "tasks": ["carbons"]}, sort_keys=True
     )
     state["finished"] = False
-    real_save(last, state)
+    fit_mod._save_ckpt(last, state)
     report = lrn.fit(train, val, work_dir=tmp_path, resume=True)
     assert [h["epoch"] for h in report.history] == [1, 2, 3, 4, 5, 6]
 
