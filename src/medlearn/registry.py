@@ -174,6 +174,11 @@ class Registry(Generic[T]):
             names = [n for n in names if self._entries[n].meta.get(key) == value]
         return sorted(names)
 
+    def registered_now(self, name: str) -> bool:
+        """Whether ``name`` is registered by the plugins imported so far (imports nothing,
+        unlike ``name in registry``, which imports every plugin before answering a miss)."""
+        return name in self._entries
+
     def __contains__(self, name: object) -> bool:
         if isinstance(name, str):
             self._load_until(name)  # a miss still imports every plugin before answering

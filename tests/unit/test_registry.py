@@ -88,6 +88,9 @@ def test_lookups_import_plugins_only_until_the_name_is_found(tmp_path, monkeypat
     assert "plug_second" in sys.modules and "plug_third" not in sys.modules  # stopped there
     assert REG.get("first_gadget") == 0  # already there: nothing more imported
     assert "second_gadget" in REG and "plug_third" not in sys.modules
+    # registered_now answers from what is imported, a miss included, and imports nothing
+    assert REG.registered_now("second_widget") and not REG.registered_now("third_widget")
+    assert "plug_third" not in sys.modules
     with pytest.raises(UnknownComponentError, match="third_widget"):  # did-you-mean: all
         REG.get("third_widgets")
     assert "plug_third" in sys.modules
@@ -103,6 +106,8 @@ def test_a_molecule_lookup_does_not_import_monai_or_lightning(fresh_python) -> N
         "import sys\n"
         "from medlearn.registry import MODELS, TASKS\n"
         "MODELS.get('dmpnn'); TASKS.get('molecules:regression')\n"
+        "from medlearn.evaluation.report import _render_value\n"
+        "_render_value({'val_rmse': {'fp_kernel_ridge': 1.0, 'network': 2.0}})\n"
         "print(sorted(m for m in ('monai', 'lightning', 'medlearn.imaging') if m in sys.modules))\n"
     )
     assert fresh_python(code) == "[]"

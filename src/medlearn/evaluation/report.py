@@ -185,9 +185,11 @@ def _direction(name: str) -> str:
 def _title(key: str) -> str:
     """A field name as a heading (``labels_per_target`` → "Labels per target"). A key that is
     not a snake_case name is data (a target such as ``rdkit:MolWt``, a class, a column) and is
-    shown as written."""
+    shown as written, as is a registered model's name (``fp_kernel_ridge``)."""
+    from medlearn.registry import MODELS
+
     text = key.strip()
-    if not _FIELD_NAME.fullmatch(text):
+    if not _FIELD_NAME.fullmatch(text) or MODELS.registered_now(text):  # data, a model
         return text
     return text.replace("_", " ").capitalize()
 

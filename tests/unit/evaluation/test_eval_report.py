@@ -240,3 +240,5 @@ def test_field_names_become_headings_and_data_keys_stay_as_written():
     for name in ("rdkit:MolWt", "NR-AR", "measured log solubility"):
         assert f"<th>{name}</th>" in html
     assert "Rdkit:molwt" not in html and "Nr-ar" not in html
+    html = _render_value({"val_rmse": {"fp_kernel_ridge": 0.8, "network": 0.9}})
+    assert "<th>fp_kernel_ridge</th>" in html and "<th>Network</th>" in html
