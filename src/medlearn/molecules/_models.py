@@ -987,7 +987,7 @@ def _grid(model: str, name: str, values: Any) -> list[float]:
 @_register(
     "fp_kernel_ridge",
     kind="sklearn",
-    tiny={"n_bits": 256, "alphas": [0.1, 1.0], "gammas": [1e-3], "cv_folds": 3},
+    tiny={"n_bits": 256, "alphas": [0.1, 1.0], "gammas": [1e-3], "cv_folds": 3, "cv_repeats": 1},
     description="Kernel ridge regression (RBF kernel) on Morgan count fingerprints plus "
     "standardised RDKit descriptors; its regularisation and kernel width chosen by k-fold "
     "cross-validation on the training molecules. Regression only.",
@@ -998,6 +998,7 @@ def fp_kernel_ridge(
     alphas: list[float] | tuple[float, ...] = _KRR_ALPHAS,
     gammas: list[float] | tuple[float, ...] = _KRR_GAMMAS,
     cv_folds: int = 5,
+    cv_repeats: int = 3,
     max_train: int = 10_000,
     fingerprint: Literal["count", "bit"] = "count",
     radius: int = 2,
@@ -1016,6 +1017,9 @@ def fp_kernel_ridge(
         alphas: ridge penalties tried.
         gammas: RBF kernel widths tried (``exp(-gamma * |x - x'|²)``).
         cv_folds: folds of the search.
+        cv_repeats: times the k-fold split is drawn anew (another shuffle each), the score
+            of a pair being its mean RMSE over every fold of every repeat: on a few hundred
+            molecules one split's scores are noisy enough to pick a pair at a grid edge.
         max_train: most labelled training molecules per target; the kernel matrix grows with
             the square of their number (10,000: 0.8 GB), so larger sets are refused.
         fingerprint, radius, n_bits: as :func:`fp_random_forest`.
@@ -1038,6 +1042,7 @@ def fp_kernel_ridge(
             "alphas": _grid("fp_kernel_ridge", "alphas", alphas),
             "gammas": _grid("fp_kernel_ridge", "gammas", gammas),
             "cv_folds": folds,
+            "cv_repeats": _positive_int("fp_kernel_ridge", "cv_repeats", cv_repeats),
             "max_train": _positive_int("fp_kernel_ridge", "max_train", max_train),
         },
     )
@@ -1095,7 +1100,11 @@ def _kernel_ridge_search(p: dict[str, Any], *, classify: bool, seed: int) -> Ker
             "fp_random_forest (alone or as model.params.blend).",
         )
     return KernelRidgeSearch(
-        alphas=p["alphas"], gammas=p["gammas"], cv_folds=int(p["cv_folds"]), seed=seed
+        alphas=p["alphas"],
+        gammas=p["gammas"],
+        cv_folds=int(p["cv_folds"]),
+        cv_repeats=int(p.get("cv_repeats", 1)),  # specs saved before repeats: one
+        seed=seed,
     )
 
 
@@ -1103,24 +1112,32 @@ class KernelRidgeSearch:
     """Choose an RBF kernel ridge's ``(alpha, gamma)`` by k-fold cross-validation, then refit.
 
     The same search as scikit-learn's ``GridSearchCV`` over
-    ``TransformedTargetRegressor(KernelRidge(kernel="rbf"), StandardScaler())`` with shuffled
-    ``KFold`` and RMSE scoring (a test checks the two agree), computed faster: per fold the
+    ``TransformedTargetRegressor(KernelRidge(kernel="rbf"), StandardScaler())`` with
+    ``RepeatedKFold`` (``KFold`` for one repeat) and RMSE scoring (a test checks the two
+    agree), computed faster: per fold the
     squared distances are computed once and, per ``gamma``, the kernel is diagonalised once,
     so every ``alpha`` costs a matrix product. The fitted model (``best_estimator_``) is the
     plain scikit-learn estimator, which is what a bundle stores.
 
     Attributes (after :meth:`fit`):
         best_params_: ``{"regressor__alpha": ..., "regressor__gamma": ...}``.
-        best_score_: minus the best mean RMSE over the folds (target units).
+        best_score_: minus the best mean RMSE over all folds (target units).
         best_estimator_: the ``TransformedTargetRegressor`` refitted on every row.
     """
 
     def __init__(
-        self, *, alphas: list[float], gammas: list[float], cv_folds: int = 5, seed: int = 0
+        self,
+        *,
+        alphas: list[float],
+        gammas: list[float],
+        cv_folds: int = 5,
+        cv_repeats: int = 1,
+        seed: int = 0,
     ) -> None:
         self.alphas = [float(a) for a in alphas]
         self.gammas = [float(g) for g in gammas]
         self.cv_folds = int(cv_folds)
+        self.cv_repeats = int(cv_repeats)
         self.seed = int(seed)
 
     def fit(self, X: Any, y: Any) -> KernelRidgeSearch:
@@ -1128,7 +1145,7 @@ class KernelRidgeSearch:
         from sklearn.compose import TransformedTargetRegressor
         from sklearn.kernel_ridge import KernelRidge
         from sklearn.metrics.pairwise import euclidean_distances
-        from sklearn.model_selection import KFold
+        from sklearn.model_selection import KFold, RepeatedKFold
         from sklearn.preprocessing import StandardScaler
 
         X = np.asarray(X, dtype=np.float64)
@@ -1142,7 +1159,14 @@ class KernelRidgeSearch:
             )
         d2 = euclidean_distances(X, squared=True)
         sums = np.zeros((len(self.alphas), len(self.gammas)))
-        for fit_idx, test_idx in KFold(folds, shuffle=True, random_state=self.seed).split(X):
+        splitter = (
+            KFold(folds, shuffle=True, random_state=self.seed)
+            if self.cv_repeats <= 1
+            else RepeatedKFold(n_splits=folds, n_repeats=self.cv_repeats, random_state=self.seed)
+        )
+        n_folds = 0
+        for fit_idx, test_idx in splitter.split(X):
+            n_folds += 1
             mu, sd = y[fit_idx].mean(), y[fit_idx].std()
             sd = sd if sd > 0 else 1.0
             z = (y[fit_idx] - mu) / sd
@@ -1155,7 +1179,7 @@ class KernelRidgeSearch:
                 for i, a in enumerate(self.alphas):
                     pred = k_test @ (proj / (vals + a)) * sd + mu
                     sums[i, j] += np.sqrt(np.mean((pred - y[test_idx]) ** 2))
-        means = sums / folds
+        means = sums / n_folds
         i, j = np.unravel_index(int(np.argmin(means)), means.shape)  # ties: the first pair
         self.best_params_ = {"regressor__alpha": self.alphas[i], "regressor__gamma": self.gammas[j]}
         self.best_score_ = -float(means[i, j])

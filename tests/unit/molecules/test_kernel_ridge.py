@@ -19,7 +19,13 @@ from medlearn.registry import MODELS
 from .test_learner import make, records, split
 
 BOTH = ["fp_gradient_boosting", "fp_kernel_ridge"]
-KRR_TINY = {"n_bits": 256, "alphas": [0.01, 0.1, 1.0], "gammas": [1e-3, 1e-2], "cv_folds": 3}
+KRR_TINY = {
+    "n_bits": 256,
+    "alphas": [0.01, 0.1, 1.0],
+    "gammas": [1e-3, 1e-2],
+    "cv_folds": 3,
+    "cv_repeats": 1,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -121,6 +127,7 @@ def test_kernel_ridge_refuses_classification_and_too_many_molecules(tmp_path):
         ({"gammas": [0.1, -1]}, "gammas"),
         ({"cv_folds": 1}, "cv_folds"),
         ({"max_train": 0}, "max_train"),
+        ({"cv_repeats": 0}, "cv_repeats"),
     ],
 )
 def test_kernel_ridge_params_are_checked(params, match):
@@ -279,10 +286,11 @@ def test_blend_params_of_a_list_reach_each_baseline():
     assert keyed["blend_spec"] == one["blend_spec"]
 
 
-def test_kernel_ridge_search_agrees_with_scikit_learns_grid_search():
+@pytest.mark.parametrize("repeats", [1, 3])
+def test_kernel_ridge_search_agrees_with_scikit_learns_grid_search(repeats):
     from sklearn.compose import TransformedTargetRegressor
     from sklearn.kernel_ridge import KernelRidge
-    from sklearn.model_selection import GridSearchCV, KFold
+    from sklearn.model_selection import GridSearchCV, KFold, RepeatedKFold
     from sklearn.preprocessing import StandardScaler
 
     from medlearn.molecules._models import KernelRidgeSearch
@@ -291,13 +299,20 @@ def test_kernel_ridge_search_agrees_with_scikit_learns_grid_search():
     X = rng.normal(size=(60, 5))
     y = np.sin(X[:, 0]) + 0.5 * X[:, 1] ** 2 + 0.1 * rng.normal(size=60)
     alphas, gammas = [0.01, 0.1, 1.0], [0.03, 0.1, 0.3]
-    ours = KernelRidgeSearch(alphas=alphas, gammas=gammas, cv_folds=4, seed=7).fit(X, y)
+    ours = KernelRidgeSearch(
+        alphas=alphas, gammas=gammas, cv_folds=4, cv_repeats=repeats, seed=7
+    ).fit(X, y)
+    cv = (
+        KFold(4, shuffle=True, random_state=7)
+        if repeats == 1
+        else RepeatedKFold(n_splits=4, n_repeats=repeats, random_state=7)
+    )
     ref = GridSearchCV(
         TransformedTargetRegressor(
             regressor=KernelRidge(kernel="rbf"), transformer=StandardScaler()
         ),
         {"regressor__alpha": alphas, "regressor__gamma": gammas},
-        cv=KFold(4, shuffle=True, random_state=7),
+        cv=cv,
         scoring="neg_root_mean_squared_error",
     ).fit(X, y)
     assert ours.best_params_ == ref.best_params_
