@@ -117,9 +117,6 @@ TRUSTED_TYPES: tuple[str, ...] = (
 )
 
 _IG_STEPS = 32  # integrated-gradients interpolation steps
-#: a one-baseline blend's weights tried on the validation split (``model.params.blend``;
-#: :func:`_weight_grid` gives the grid for any number of baselines)
-_BLEND_GRID = tuple(round(0.1 * i, 1) for i in range(11))
 
 #: ``training.scheduler`` of the run file → this learner's schedule.
 _SCHEDULERS: dict[str, Scheduler] = {"none": "constant", "onecycle": "noam", "cosine": "cosine"}
@@ -344,8 +341,6 @@ class MoleculeLearner:
         self.blend_arch_: list[dict[str, Any]] = []
         self.blend_: list[list[Any]] = []
         self.blend_weights_: np.ndarray | None = None
-        # the kernel ridge's chosen parameters per target, of the last fingerprint fit
-        self.last_search_: dict[str, dict[str, float]] = {}
 
     # -- construction -----------------------------------------------------------------------
     @property
@@ -622,8 +617,9 @@ class MoleculeLearner:
         self.estimators_ = []
         searched: dict[str, dict[str, float]] = {}
         for seed in seeds:
-            self.estimators_.append(self._fit_targets(self.arch_ or {}, X, tr.y, seed, threads))
-            searched = searched or dict(self.last_search_)
+            member, search = self._fit_targets(self.arch_ or {}, X, tr.y, seed, threads)
+            self.estimators_.append(member)
+            searched = searched or search  # member 0's (each member searches with its seed)
         history: list[dict[str, Any]] = []
         best: dict[str, Any] = {"search": searched} if searched else {}
         if va is not None and len(va.y):
@@ -641,17 +637,22 @@ class MoleculeLearner:
 
     def _fit_targets(
         self, spec: dict[str, Any], X: np.ndarray, y: np.ndarray, seed: int, threads: int
-    ) -> list[Any]:
+    ) -> tuple[list[Any], dict[str, dict[str, float]]]:
         """One estimator per target on its labelled rows (a constant probability for a
         target with one class), on at most ``threads`` OpenMP threads: scikit-learn's
         gradient boosting has its own OpenMP runtime, which ``torch.set_num_threads`` does not
-        reach, and would otherwise take every core."""
+        reach, and would otherwise take every core.
+
+        Returns:
+            The estimators, and per target the parameters a searching estimator (the kernel
+            ridge) chose with their cross-validated RMSE (empty for the others).
+        """
         from threadpoolctl import threadpool_limits
 
         kind = "classification" if self.classification else "regression"
         cw = "balanced" if self.class_weights == "balanced" else None
         member: list[Any] = []
-        self.last_search_ = {}
+        search: dict[str, dict[str, float]] = {}
         for t in range(self.n_tasks):
             ok = ~np.isnan(y[:, t])
             yt = y[ok, t]
@@ -672,14 +673,14 @@ class MoleculeLearner:
             with threadpool_limits(limits=threads, user_api="openmp"):
                 est.fit(X[ok], yt.astype(np.int64) if self.classification else yt)
             if hasattr(est, "best_estimator_"):  # a k-fold search: keep the refitted best
-                self.last_search_[self.targets[t]] = {
+                search[self.targets[t]] = {
                     "alpha": float(est.best_params_["regressor__alpha"]),
                     "gamma": float(est.best_params_["regressor__gamma"]),
                     "cv_rmse": round(float(-est.best_score_), 6),
                 }
                 est = est.best_estimator_
             member.append(est)
-        return member
+        return member, search
 
     def _targets_out(self, member: list[Any], X: np.ndarray) -> np.ndarray:
         """One fingerprint member's outputs ``(N, T)``: logits or target values."""
@@ -715,9 +716,10 @@ class MoleculeLearner:
         self.blend_, searches = [], {}
         for spec in specs:
             X = self._fp_features(tr.smiles, tr.extra, spec)
-            self.blend_.append(self._fit_targets(spec, X, tr.y, self.seed, threads))
-            if self.last_search_:
-                searches[spec["name"]] = dict(self.last_search_)
+            member, search = self._fit_targets(spec, X, tr.y, self.seed, threads)
+            self.blend_.append(member)
+            if search:
+                searches[spec["name"]] = search
         net = self._aggregate(np.stack([self._net_outputs(n, va) for n in self.nets_]))[0]
         bases = np.stack(
             [

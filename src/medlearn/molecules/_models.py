@@ -1103,7 +1103,7 @@ def _kernel_ridge_search(p: dict[str, Any], *, classify: bool, seed: int) -> Ker
         alphas=p["alphas"],
         gammas=p["gammas"],
         cv_folds=int(p["cv_folds"]),
-        cv_repeats=int(p.get("cv_repeats", 1)),  # specs saved before repeats: one
+        cv_repeats=int(p["cv_repeats"]),
         seed=seed,
     )
 

@@ -8,10 +8,13 @@ import pytest
 
 from medlearn.errors import ConfigError
 from medlearn.molecules import _learner as learner_mod
-from medlearn.molecules._learner import _BLEND_GRID, MoleculeLearner
+from medlearn.molecules._learner import MoleculeLearner
 from medlearn.registry import MODELS
 
 from .test_learner import make, records, split
+
+#: a one-baseline blend's weights: 0, 0.1, ..., 1
+_BLEND_GRID = tuple(round(0.1 * i, 1) for i in range(11))
 
 
 @pytest.fixture(autouse=True)
