@@ -554,6 +554,9 @@ def _render_value(value: Any, depth: int = 0) -> str:
         return '<span class="muted">—</span>'
     if isinstance(value, Mapping):
         if depth >= 4:
+            # deep leaves (e.g. a search's chosen parameters per target) read inline
+            if all(isinstance(v, (str, int, float, np.number)) for v in value.values()):
+                return _e(", ".join(f"{k} {_fmt_general(v)}" for k, v in value.items()))
             return f"<code>{_e(json.dumps(value, default=str))}</code>"
         rows = [
             f"<tr><th>{_e(_title(str(k)))}</th><td>{_render_value(v, depth + 1)}</td></tr>"

@@ -231,6 +231,7 @@ def test_long_mappings_fold_their_tail_into_details():
 
 
 def test_field_names_become_headings_and_data_keys_stay_as_written():
+    import medlearn.molecules  # noqa: F401  (registers fp_kernel_ridge, as a molecule run has)
     from medlearn.evaluation.report import _render_value
 
     html = _render_value(
@@ -242,3 +243,15 @@ def test_field_names_become_headings_and_data_keys_stay_as_written():
     assert "Rdkit:molwt" not in html and "Nr-ar" not in html
     html = _render_value({"val_rmse": {"fp_kernel_ridge": 0.8, "network": 0.9}})
     assert "<th>fp_kernel_ridge</th>" in html and "<th>Network</th>" in html
+
+
+def test_deep_flat_mappings_read_inline_and_deeper_ones_stay_json():
+    from medlearn.evaluation.report import _render_value
+
+    search = {"alpha": 0.003, "gamma": 0.0003, "cv_rmse": 0.976315}
+    # depth as in a run's training table: blend, search, model, target
+    html = _render_value({"blend": {"search": {"fp_kernel_ridge": {"expt": search}}}})
+    assert "alpha 0.003, gamma 0.0003, cv_rmse 0.9763" in html
+    assert "<code>" not in html
+    nested = {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}
+    assert "<code>{&quot;e&quot;: {&quot;f&quot;: 1}}</code>" in _render_value(nested)
