@@ -234,3 +234,6 @@ def test_descriptor_pretraining_then_fine_tuning(data_dir: Path, tmp_path: Path)
     weights = blend["weights"]["expt"]
     assert set(weights) == set(blend["model"]) and sum(weights.values()) <= 1 + 1e-9
     assert "fp_kernel_ridge" in blend["search"]
+    # ... then refits them on training and validation together (blend_refit)
+    parts = json.loads((run / "splits.json").read_text())
+    assert blend["refit"]["molecules"] == len(parts["train"]) + len(parts["val"])

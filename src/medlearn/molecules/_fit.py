@@ -288,7 +288,7 @@ def _progress_bar(enabled: bool, total: int, desc: str) -> Any:
 
 
 #: architecture keys that do not change how a network trains (the blend is fitted afterwards)
-_NOT_TRAINING = ("blend", "blend_spec", "blend_specs")
+_NOT_TRAINING = ("blend", "blend_spec", "blend_specs", "blend_refit")
 
 
 def _signatures(arch: dict[str, Any], n: int, tasks: list[str]) -> list[str]:

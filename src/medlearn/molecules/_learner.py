@@ -341,6 +341,9 @@ class MoleculeLearner:
         self.blend_arch_: list[dict[str, Any]] = []
         self.blend_: list[list[Any]] = []
         self.blend_weights_: np.ndarray | None = None
+        # blend_refit: the validation records' ids and every member's outputs on them from
+        # before the refit (held out); not saved with the model
+        self.heldout_: tuple[list[str], np.ndarray] | None = None
 
     # -- construction -----------------------------------------------------------------------
     @property
@@ -536,6 +539,7 @@ class MoleculeLearner:
         self.arch_ = spec
         self.descriptor_scaler_ = None
         self.blend_arch_, self.blend_, self.blend_weights_ = [], [], None
+        self.heldout_ = None
         tf = time.perf_counter()
         tr = self._split(train, "training records", labelled=True, fit_scaler=True)
         va = self._split(val, "validation records", labelled=True) if val else None
@@ -584,6 +588,8 @@ class MoleculeLearner:
             report = self._fit_networks(tr, va, seeds, Path(work_dir), resume, t0)
             if blend and va is not None:
                 report.extra["blend"] = self._fit_blend(tr, va, threads)
+                if spec.get("blend_refit"):
+                    report.extra["blend"]["refit"] = self._refit_blend(tr, va, val, threads)
         report.fit_seconds = time.perf_counter() - t0 + report.extra.get("resumed_seconds", 0.0)
         report.samples_per_second = len(tr.y) * sum(report.epochs) / max(report.fit_seconds, 1e-9)
         report.extra.update(extra_info)
@@ -765,6 +771,61 @@ class MoleculeLearner:
         if searches:
             out["search"] = searches
         return out
+
+    def _refit_blend(
+        self, tr: _Split, va: _Split, val: Sequence[Record], threads: int
+    ) -> dict[str, Any]:
+        """``blend_refit``: keep every member's validation outputs as they are now (the
+        baselines fitted on the training molecules alone), then refit each baseline on the
+        training and validation molecules together, the weights unchanged: the baseline's
+        whole fit is run again on them, so the kernel ridge searches its ``(alpha, gamma)``
+        anew by cross-validation over those molecules. A baseline with weight 0 for every
+        target adds nothing to any output and is left as it is.
+
+        The kept outputs are what :meth:`heldout_with_uncertainty` returns for the validation
+        records, so validation metrics and the calibration fitted on them stay held out.
+        Returns what ``metrics.json`` records under ``training.blend.refit``.
+        """
+        t0 = time.perf_counter()
+        specs = self.blend_arch_
+        held = [self._net_outputs(net, va) for net in self.nets_] + [
+            self._targets_out(m, self._fp_features(va.smiles, va.extra, spec))
+            for spec, m in zip(specs, self.blend_, strict=True)
+        ]
+        self.heldout_ = ([str(r["id"]) for r in val], np.stack(held))
+        smiles = list(tr.smiles) + list(va.smiles)
+        extra = None if tr.extra is None else np.concatenate([tr.extra, va.extra])
+        y = np.concatenate([tr.y, va.y])
+        searches, unused = {}, []
+        for b, spec in enumerate(specs):
+            if self.blend_weights_ is not None and not self.blend_weights_[b].any():
+                unused.append(spec["name"])
+                continue
+            X = self._fp_features(smiles, extra, spec)
+            self.blend_[b], search = self._fit_targets(spec, X, y, self.seed, threads)
+            if search:
+                searches[spec["name"]] = search
+        out: dict[str, Any] = {
+            "molecules": int((~np.isnan(y)).any(axis=1).sum()),
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+        if unused:
+            out["not_refitted"] = unused  # weight 0 for every target
+        if searches:
+            out["search"] = searches
+        return out
+
+    def heldout_with_uncertainty(
+        self, records: Sequence[Record]
+    ) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """What :meth:`predict_with_uncertainty` returned for the validation records before a
+        ``blend_refit`` put them into the baselines' training data; ``None`` for any other
+        records, without a refit, and after save → load (the kept outputs are not saved)."""
+        held = getattr(self, "heldout_", None)
+        if held is None or [str(r["id"]) for r in records] != held[0]:
+            return None
+        pred, var = self._aggregate(held[1])
+        return self._as_logits(pred), var
 
     def _mixture(self, net: np.ndarray, bases: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """``(1 - Σ w_b) · net + Σ w_b · base_b`` per target (of probabilities, returned as

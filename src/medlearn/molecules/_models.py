@@ -140,11 +140,25 @@ def _graph_arch(
     descriptors: bool,
     blend: str | list[str] = "none",
     blend_params: dict[str, Any] | None = None,
+    blend_refit: bool = False,
     **extra: Any,
 ) -> dict[str, Any]:
     """The checked architecture dict shared by every graph network."""
     names = _blend_names(model, blend)
     specs = _blend_specs(model, names, blend_params, bool(descriptors))
+    if not isinstance(blend_refit, bool):
+        raise ConfigError(
+            f"The 'blend_refit' parameter of {model} must be true or false. Got {blend_refit!r}.",
+            hint="Set model.params.blend_refit: true to refit the blend's baselines on the "
+            "training and validation molecules once their weights are chosen.",
+        )
+    if blend_refit and not specs:
+        raise ConfigError(
+            f"The 'blend_refit' parameter of {model} is true but 'blend' is none: there is no "
+            "baseline to refit.",
+            hint="Set model.params.blend (e.g. [fp_gradient_boosting, fp_kernel_ridge]), or "
+            "drop blend_refit.",
+        )
     if not isinstance(ffn_layers, int) or isinstance(ffn_layers, bool) or ffn_layers < 0:
         raise ConfigError(
             f"The 'ffn_layers' parameter of {model} must be an integer >= 0 (hidden layers "
@@ -167,6 +181,9 @@ def _graph_arch(
         "blend_spec": specs[0] if len(specs) == 1 else None,
         # every baseline's spec, in the order of ``blend``
         "blend_specs": specs,
+        # only when set, so that architectures (and checkpoint signatures) of earlier runs
+        # read the same
+        **({"blend_refit": True} if blend_refit else {}),
         **extra,
     }
 
@@ -698,6 +715,7 @@ def dmpnn(
     descriptors: bool = False,
     blend: str | list[str] = "none",
     blend_params: dict[str, Any] | None = None,
+    blend_refit: bool = False,
 ) -> dict[str, Any]:
     """D-MPNN architecture (defaults = Chemprop 2's).
 
@@ -720,6 +738,11 @@ def dmpnn(
         blend_params: parameters of the blend baseline (default: its own defaults, trees with
             512-bit fingerprints, kept cheap as they are fitted on top of the network); with a
             list, a mapping of baseline name to its parameters.
+        blend_refit: once the weights are chosen, refit the blend's baselines on the
+            training and validation molecules together (the networks keep the validation
+            split for early stopping). Validation metrics and the calibration fitted on
+            validation use the baselines' outputs from before the refit, so they stay
+            held out.
     """
     return _graph_arch(
         "dmpnn",
@@ -734,6 +757,7 @@ def dmpnn(
         descriptors=descriptors,
         blend=blend,
         blend_params=blend_params,
+        blend_refit=blend_refit,
     )
 
 
@@ -750,6 +774,7 @@ def _gin_factory(name: str, encoder: str) -> Any:
         descriptors: bool = False,
         blend: str | list[str] = "none",
         blend_params: dict[str, Any] | None = None,
+        blend_refit: bool = False,
     ) -> dict[str, Any]:
         return _graph_arch(
             name,
@@ -764,6 +789,7 @@ def _gin_factory(name: str, encoder: str) -> Any:
             descriptors=descriptors,
             blend=blend,
             blend_params=blend_params,
+            blend_refit=blend_refit,
         )
 
     factory.__name__ = name
@@ -814,6 +840,7 @@ def attentivefp(
     descriptors: bool = False,
     blend: str | list[str] = "none",
     blend_params: dict[str, Any] | None = None,
+    blend_refit: bool = False,
 ) -> dict[str, Any]:
     """AttentiveFP architecture.
 
@@ -821,8 +848,8 @@ def attentivefp(
         hidden: state size.
         depth: atom-level attention layers.
         timesteps: molecule-level attention readout steps.
-        ffn_hidden, ffn_layers, dropout, batch_norm, descriptors, blend, blend_params: as
-            :func:`dmpnn`.
+        ffn_hidden, ffn_layers, dropout, batch_norm, descriptors, blend, blend_params,
+            blend_refit: as :func:`dmpnn`.
     """
     return _graph_arch(
         "attentivefp",
@@ -837,6 +864,7 @@ def attentivefp(
         descriptors=descriptors,
         blend=blend,
         blend_params=blend_params,
+        blend_refit=blend_refit,
         timesteps=_positive_int("attentivefp", "timesteps", timesteps),
     )
 

@@ -57,9 +57,16 @@ def _target_matrix(records: Sequence[Record], n_targets: int) -> np.ndarray:
 def _predict(
     learner: Any, records: Sequence[Record], tta: bool = False
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The learner's output and its ensemble variance ``(N, T)`` (``None``: a single model)."""
+    """The learner's output and its ensemble variance ``(N, T)`` (``None``: a single model).
+
+    For the validation records of a blend refitted on them (``blend_refit``), the outputs
+    from before the refit, so that validation stays held out."""
+    held = getattr(learner, "heldout_with_uncertainty", None)
+    kept = held(records) if callable(held) else None
     fn = getattr(learner, "predict_with_uncertainty", None)
-    if callable(fn):
+    if kept is not None:
+        pred, var = kept
+    elif callable(fn):
         pred, var = fn(records)
     else:
         pred = learner.predict_logits(records, tta=True) if tta else learner.predict_logits(records)

@@ -207,3 +207,98 @@ def test_classification_blend_bundle_loads(blend, tmp_path):
     fields = lrn.save(tmp_path / "bundle")
     back = MoleculeLearner.load(tmp_path / "bundle", fields)
     assert np.array_equal(lrn.predict_logits(val), back.predict_logits(val))
+
+
+# -- blend_refit ----------------------------------------------------------------------------------
+
+
+def test_blend_refit_refits_the_baselines_on_train_and_val_and_keeps_val_held_out(tmp_path):
+    from medlearn.molecules._task_metrics import _predict
+
+    train, val = split(records("two"))
+    params = _params(["fp_gradient_boosting", "fp_kernel_ridge"], descriptors=True)
+    kw = {"params": params, "epochs": 3, "ensemble": 2}
+    plain = make("two", **kw)
+    plain.fit(train, val, work_dir=tmp_path / "plain", resume=False)
+    lrn = make("two", **{**kw, "params": {**params, "blend_refit": True}})
+    info = lrn.fit(train, val, work_dir=tmp_path / "refit", resume=False).extra["blend"]
+    # the networks and the weights are those of the same run without the refit
+    assert np.array_equal(lrn.blend_weights_, plain.blend_weights_)
+    data = lrn._split(val, "val", labelled=False)
+    for a, b in zip(lrn.nets_, plain.nets_, strict=True):
+        assert np.array_equal(lrn._net_outputs(a, data), plain._net_outputs(b, data))
+    # the refit saw every molecule labelled for some target: training and validation
+    y = np.array([r["target"] for r in train + val], dtype=float)
+    assert info["refit"]["molecules"] == int((~np.isnan(y)).any(axis=1).sum())
+    for t in range(2):
+        n_labelled = int((~np.isnan(y[:, t])).sum())
+        krr = lrn.blend_[1][t]
+        assert krr.regressor_.X_fit_.shape[0] == n_labelled
+        # the kernel ridge searched again on those molecules; metrics record its choice
+        chosen = info["refit"]["search"]["fp_kernel_ridge"][lrn.targets[t]]
+        assert (krr.regressor.alpha, krr.regressor.gamma) == (chosen["alpha"], chosen["gamma"])
+        assert lrn.blend_[0][t].get_params() == plain.blend_[0][t].get_params()
+    # validation: the held-out outputs (those of the run without refit), through the task's
+    # prediction helper too; other records get the refitted baselines
+    held, held_var = lrn.heldout_with_uncertainty(val)
+    ref, ref_var = plain.predict_with_uncertainty(val)
+    assert np.allclose(held, ref)
+    assert (held_var is None and ref_var is None) or np.allclose(held_var, ref_var)
+    assert np.allclose(_predict(lrn, val)[0], ref)
+    now, _ = lrn.predict_with_uncertainty(val)
+    assert not np.allclose(now, ref)  # the refitted baselines have seen these molecules
+    assert lrn.heldout_with_uncertainty(val[:-1]) is None
+    assert lrn.heldout_with_uncertainty(train) is None
+    # the kept outputs are not part of the bundle
+    fields = lrn.save(tmp_path / "bundle")
+    back = MoleculeLearner.load(tmp_path / "bundle", fields)
+    assert back.heldout_with_uncertainty(val) is None
+    assert np.allclose(back.predict(val), lrn.predict(val))
+
+
+def test_blend_refit_is_checked_and_leaves_older_architectures_alone():
+    assert "blend_refit" not in MODELS.get("dmpnn")(blend="fp_kernel_ridge")
+    assert MODELS.get("gine")(blend="fp_random_forest", blend_refit=True)["blend_refit"] is True
+    with pytest.raises(ConfigError, match="'blend' is none") as err:
+        MODELS.get("attentivefp")(blend_refit=True)
+    assert "model.params.blend" in err.value.hint
+    with pytest.raises(ConfigError, match="true or false"):
+        MODELS.get("gin")(blend="fp_random_forest", blend_refit="yes")
+
+
+def test_blend_refit_does_not_change_a_checkpoint_signature():
+    from medlearn.molecules._fit import _signatures
+
+    arch = MODELS.get("dmpnn")(hidden=16, blend="fp_kernel_ridge")
+    refit = MODELS.get("dmpnn")(hidden=16, blend="fp_kernel_ridge", blend_refit=True)
+    assert _signatures(arch, 10, ["y"])[0] == _signatures(refit, 10, ["y"])[0]
+
+
+def test_blend_refit_leaves_a_baseline_without_weight_alone(tmp_path):
+    train, val = split(records("carbons"))
+    params = _params(["fp_gradient_boosting", "fp_kernel_ridge"], descriptors=True)
+    lrn = make("carbons", params=params, epochs=2)
+    lrn.fit(train, val, work_dir=tmp_path, resume=False)
+    lrn.blend_weights_ = np.array([[0.0], [0.5]])  # no weight on the gradient boosting
+    unused, used = lrn.blend_
+    tr = lrn._split(train, "train", labelled=True)
+    va = lrn._split(val, "val", labelled=True)
+    info = lrn._refit_blend(tr, va, val, threads=1)
+    assert info["not_refitted"] == ["fp_gradient_boosting"]
+    assert lrn.blend_[0] is unused and lrn.blend_[1] is not used
+    assert lrn.blend_[1][0].regressor_.X_fit_.shape[0] == len(train) + len(val)
+
+
+def test_classification_blend_refit_keeps_validation_held_out(tmp_path):
+    train, val = split(records("labels"))
+    params = _params("fp_gradient_boosting", blend_params={"n_bits": 128}, blend_refit=True)
+    lrn = make("labels", params=params, epochs=2)
+    info = lrn.fit(train, val, work_dir=tmp_path, resume=False).extra["blend"]
+    assert info["refit"]["molecules"] == len(train) + len(val)
+    held, _ = lrn.heldout_with_uncertainty(val)
+    now = lrn.predict_logits(val)
+    assert held.shape == now.shape
+    if lrn.blend_weights_.any():  # a baseline with weight changed, so validation moved
+        assert not np.allclose(held, now)
+    p = lrn.predict(val)
+    assert ((p >= 0) & (p <= 1)).all()

@@ -400,6 +400,82 @@ def _binary(n: int, seed: int):
     return records, out, var
 
 
+class HeldOutLearner(FakeLearner):
+    """A FakeLearner whose validation outputs were kept from before a blend refit
+    (``blend_refit``): ``held`` answers for exactly the validation records, as the real
+    learner does; ``asked`` lists the record ids sent to ``predict_with_uncertainty``."""
+
+    def __init__(self, *args, held, val_ids, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.held, self.val_ids, self.asked = held, val_ids, []
+
+    def predict_with_uncertainty(self, records):
+        self.asked += [r["id"] for r in records]
+        return super().predict_with_uncertainty(records)
+
+    def heldout_with_uncertainty(self, records):
+        if [r["id"] for r in records] != self.val_ids:
+            return None
+        return (
+            np.stack([self.held[r["id"]][0] for r in records]),
+            np.stack([self.held[r["id"]][1] for r in records]),
+        )
+
+
+def test_refitted_blends_are_scored_and_calibrated_on_held_out_validation_outputs(
+    tmp_path: Path,
+) -> None:
+    names = ["logS", "logP"]
+    val, o1, v1 = _regression(150, 1, names)
+    test, o2, v2 = _regression(200, 2, names)
+    # what the refitted model says about validation: nearly right, with a tiny variance
+    held = {k: (o1[k], v1[k]) for k in o1}
+    refit = dict(o2)
+    for r in val:
+        refit[r["id"]] = np.nan_to_num(np.asarray(r["target"], dtype=float))
+    learner = HeldOutLearner(
+        names,
+        refit,
+        {**{k: v * 1e-4 for k, v in v1.items()}, **v2},
+        held=held,
+        val_ids=[r["id"] for r in val],
+    )
+    cfg = _cfg("regression", names)
+    outcome = TASKS.get("molecules:regression")().run(
+        _ctx(cfg, {"train": [], "val": val, "test": test}, learner, tmp_path)
+    )
+    frame = outcome.predictions
+    got = frame[frame["split"] == "val"][["prediction_logS", "prediction_logP"]].to_numpy()
+    assert np.allclose(got, np.stack([o1[r["id"]] for r in val]))
+    assert set(learner.asked) == {r["id"] for r in test}  # validation never re-predicted
+    assert outcome.metrics["val"]["rmse"]["value"] > 0.1  # not the refit's near-zero error
+    # the variance scale is fitted on the held-out variances (reported ~4x the error
+    # variance), not on the refit's 1e-4 of them
+    assert all(0.1 < s < 1.0 for s in outcome.doc["uncertainty"]["variance_scale"])
+
+
+def test_binary_calibration_uses_held_out_validation_outputs(tmp_path: Path) -> None:
+    val, o1, v1 = _binary(80, 1)
+    test, o2, v2 = _binary(120, 2)
+    flipped = {k: -v for k, v in o1.items()}  # validation as a refit would see it: any other
+    learner = HeldOutLearner(
+        ["p_np"],
+        {**flipped, **o2},
+        {**v1, **v2},
+        classes=["negative", "positive"],
+        held={k: (o1[k], v1[k]) for k in o1},
+        val_ids=[r["id"] for r in val],
+    )
+    cfg = _cfg("binary", "p_np", metrics=["auroc"])
+    outcome = TASKS.get("molecules:binary")().run(
+        _ctx(cfg, {"train": [], "val": val, "test": test}, learner, tmp_path)
+    )
+    y = np.array([r["target"] for r in val])
+    z = np.array([o1[r["id"]][1] for r in val])
+    assert outcome.metrics["val"]["auroc"]["value"] == pytest.approx(roc_auc_score(y, z), abs=1e-6)
+    assert set(learner.asked) == {r["id"] for r in test}
+
+
 def test_binary_delegates_and_adds_molecule_fields(tmp_path: Path) -> None:
     val, o1, v1 = _binary(80, 1)
     test, o2, v2 = _binary(120, 2)
