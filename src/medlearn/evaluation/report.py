@@ -546,6 +546,9 @@ def _fmt_general(value: Any) -> str:
 
 #: rows of a long mapping shown before the rest is folded into a <details> block
 _KV_SHOWN = 20
+#: nested tables drawn before a deeper mapping is shown as JSON (a refitted blend's search
+#: per target sits five levels down the training table)
+_KV_DEPTH = 6
 
 
 def _render_value(value: Any, depth: int = 0) -> str:
@@ -553,10 +556,10 @@ def _render_value(value: Any, depth: int = 0) -> str:
     if value is None or value == "" or value == [] or value == {}:
         return '<span class="muted">—</span>'
     if isinstance(value, Mapping):
-        if depth >= 4:
+        if depth >= 4 and all(isinstance(v, (str, int, float, np.number)) for v in value.values()):
             # deep leaves (e.g. a search's chosen parameters per target) read inline
-            if all(isinstance(v, (str, int, float, np.number)) for v in value.values()):
-                return _e(", ".join(f"{k} {_fmt_general(v)}" for k, v in value.items()))
+            return _e(", ".join(f"{k} {_fmt_general(v)}" for k, v in value.items()))
+        if depth >= _KV_DEPTH:
             return f"<code>{_e(json.dumps(value, default=str))}</code>"
         rows = [
             f"<tr><th>{_e(_title(str(k)))}</th><td>{_render_value(v, depth + 1)}</td></tr>"

@@ -253,5 +253,8 @@ def test_deep_flat_mappings_read_inline_and_deeper_ones_stay_json():
     html = _render_value({"blend": {"search": {"fp_kernel_ridge": {"expt": search}}}})
     assert "alpha 0.003, gamma 0.0003, cv_rmse 0.9763" in html
     assert "<code>" not in html
-    nested = {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}
-    assert "<code>{&quot;e&quot;: {&quot;f&quot;: 1}}</code>" in _render_value(nested)
+    # a refitted blend's search, one level further down, still reads as tables
+    html = _render_value({"blend": {"refit": {"search": {"fp_kernel_ridge": {"expt": search}}}}})
+    assert "alpha 0.003, gamma 0.0003, cv_rmse 0.9763" in html and "<code>" not in html
+    nested = {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": 1}}}}}}}}
+    assert "<code>{&quot;g&quot;: {&quot;h&quot;: 1}}</code>" in _render_value(nested)
